@@ -1,0 +1,229 @@
+"""The stack configuration model shared by infra/, deploy/ and checks/.
+
+Every section is a frozen pydantic model that forbids unknown keys, so a typo fails loudly. Nothing
+downstream reads raw YAML: `shipshape.stackfile.load_stack` turns Pulumi.<stack>.yaml into a `Stack`.
+"""
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shipshape.secrets import SecretRef
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+Percent = Annotated[int, Field(ge=1, le=100)]
+Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
+Seconds = Annotated[float, Field(ge=0.0, le=3600.0)]
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,29}$")]
+UrlPath = Annotated[str, Field(pattern=r"^/[A-Za-z0-9_./-]*$")]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _secret_ref(value: Any) -> SecretRef | None:
+    if value is None or isinstance(value, SecretRef):
+        return value
+    if isinstance(value, dict) and set(value) == {"secure"}:
+        raise ValueError(
+            "is encrypted by Pulumi (secure:) and shipshape cannot decrypt it outside `pulumi up`;"
+            " give it as env:NAME or file:NAME instead")
+    if not isinstance(value, str):
+        raise ValueError("expected a secret reference env:NAME, file:NAME or gcp:NAME")
+    if not value.startswith(("env:", "file:", "gcp:")):
+        raise ValueError(
+            "looks like a plaintext secret; expected a reference env:NAME, file:NAME or gcp:NAME")
+    return SecretRef.parse(value)
+
+
+Secret = Annotated[SecretRef, Field(json_schema_extra={"secret": True})]
+
+
+class Target(str, Enum):
+    local = "local"
+    vps = "vps"
+    cloudrun = "cloudrun"
+
+
+class Runtime(str, Enum):
+    pm2 = "pm2"
+    docker = "docker"
+
+
+class App(Model):
+    """The application being shipped: where its code is and how to build, migrate and start it."""
+
+    name: Name = "app"
+    repo: str = "examples/app"
+    build: str = ""
+    migrate: str = "alembic upgrade head"
+    start: str = "uvicorn app.main:app --host 127.0.0.1 --port $PORT"
+    health_path: UrlPath = "/healthz"
+    readiness_path: UrlPath = "/readyz"
+    version_path: UrlPath = "/version"
+    port: Port = 8001
+    roles: tuple[Name, ...] = ("admin", "member", "viewer")
+    modules: tuple[UrlPath, ...] = ("/api/notes", "/api/projects", "/api/reports")
+    login_path: UrlPath = "/login"
+
+    @property
+    def slot_ports(self) -> tuple[int, int]:
+        """Blue/green: slot a listens on `port`, slot b on `port + 1`."""
+        return (self.port, self.port + 1)
+
+
+class Host(Model):
+    """How to reach the machine over SSH (vps and local targets)."""
+
+    address: str = "127.0.0.1"
+    port: Port = 22
+    user: str = "root"
+    key: str | None = None
+    app_user: str = Field(default="shipshape", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    root: str = Field(default="/srv/shipshape", pattern=r"^/[A-Za-z0-9_./-]+$")
+    http_port: Port = 80
+
+
+class Canary(Model):
+    steps: tuple[Percent, ...] = (10, 50, 100)
+    interval: Seconds = 5.0
+    max_error_rate: Ratio = 0.05
+    max_latency_ms: Annotated[int, Field(ge=1, le=60000)] = 1000
+    readiness_timeout: Seconds = 30.0
+
+    @field_validator("steps")
+    @classmethod
+    def _rising_to_full(cls, steps: tuple[int, ...]) -> tuple[int, ...]:
+        if not steps or list(steps) != sorted(set(steps)) or steps[-1] != 100:
+            raise ValueError("expected rising percentages ending at 100, e.g. [10, 50, 100]")
+        return steps
+
+
+class Database(Model):
+    name: Name = "app"
+    user: Name = "app"
+    port: Port = 5432
+    version: Annotated[str, Field(pattern=r"^POSTGRES_1[4-7]$")] = "POSTGRES_16"
+    tier: Annotated[str, Field(pattern=r"^db-(f1-micro|g1-small|custom-\d+-\d+)$")] = "db-f1-micro"
+    disk_gb: Annotated[int, Field(ge=10, le=65536)] = 10
+    ha: bool = False
+    deletion_protection: bool = False
+    backups: bool = True
+    point_in_time_recovery: bool = True
+    public_ip: bool = False
+
+
+class Redis(Model):
+    port: Port = 6379
+    tier: Annotated[str, Field(pattern=r"^(BASIC|STANDARD_HA)$")] = "BASIC"
+    memory_gb: Annotated[int, Field(ge=1, le=300)] = 1
+    auth: bool = True
+    transit_encryption: bool = False
+
+
+class Monitoring(Model):
+    enabled: bool = True
+    error_rate: Ratio = 0.05
+    error_window_minutes: Annotated[int, Field(ge=1, le=1440)] = 5
+    memory_ratio: Ratio = 0.85
+    memory_window_minutes: Annotated[int, Field(ge=1, le=1440)] = 10
+    email: str | None = None
+    prometheus_port: Port = 9090
+
+
+class Notifications(Model):
+    webhook: Secret | None = None
+    timeout: Seconds = 3.0
+
+    _check_webhook = field_validator("webhook", mode="before")(classmethod(lambda cls, v: _secret_ref(v)))
+
+
+class Retention(Model):
+    releases: Annotated[int, Field(ge=2, le=50)] = 5
+    backup_days: Annotated[int, Field(ge=1, le=365)] = 7
+    backup_schedule: Annotated[str, Field(pattern=r"^(\S+\s+){4}\S+$")] = "0 3 * * *"
+
+
+class Account(Model):
+    """A check account: the user name is config, the password is always a secret reference."""
+
+    username: str
+    password: Secret
+
+    _check_password = field_validator("password", mode="before")(classmethod(lambda cls, v: _secret_ref(v)))
+
+
+class Checks(Model):
+    checklist: str = "CHECKLIST.md"
+    junit: str = "checks-junit.xml"
+    accounts: dict[Name, Account] = {}
+    max_latency_ms: Annotated[int, Field(ge=1, le=60000)] = 500
+    disk_free_min_ratio: Ratio = 0.10
+    memory_free_min_ratio: Ratio = 0.10
+    backup_max_age_hours: Annotated[float, Field(gt=0, le=720)] = 26.0
+    tls: bool = False
+    base_url: str | None = None
+
+
+GCP_REGION = re.compile(r"^[a-z]+-[a-z]+\d$")
+
+
+class Cloud(Model):
+    """Google Cloud settings (cloudrun target, and vps hosts that Pulumi creates)."""
+
+    project: str = Field(default="my-project", pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+    region: str = "europe-west1"
+    zone: str | None = None
+    min_instances: Annotated[int, Field(ge=0, le=100)] = 0
+    max_instances: Annotated[int, Field(ge=1, le=1000)] = 2
+    cpu: Annotated[str, Field(pattern=r"^(1|2|4|8)$")] = "1"
+    memory: Annotated[str, Field(pattern=r"^\d+(Mi|Gi)$")] = "512Mi"
+    public: bool = False
+    pulumi_owns_release: bool = False
+    image_tag: str = "latest"
+    machine_type: str = "e2-small"
+    create_vm: bool = False
+    ssh_allow: tuple[str, ...] = ()
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, region: str) -> str:
+        if not GCP_REGION.match(region):
+            raise ValueError("expected a GCP region such as europe-west1 or us-central1")
+        return region
+
+    @model_validator(mode="after")
+    def _instances(self) -> "Cloud":
+        if self.min_instances > self.max_instances:
+            raise ValueError(f"min_instances ({self.min_instances}) exceeds max_instances ({self.max_instances})")
+        return self
+
+
+class Stack(Model):
+    """One stack, validated. `name` is the stack name, `source` the file it came from."""
+
+    name: str
+    source: str
+    target: Target = Target.local
+    runtime: Runtime = Runtime.pm2
+    app: App = App()
+    host: Host = Host()
+    canary: Canary = Canary()
+    database: Database = Database()
+    redis: Redis = Redis()
+    monitoring: Monitoring = Monitoring()
+    notifications: Notifications = Notifications()
+    retention: Retention = Retention()
+    checks: Checks = Checks()
+    gcp: Cloud = Cloud()
+
+    @property
+    def is_cloud(self) -> bool:
+        return self.target is Target.cloudrun
+
+
+SECTIONS = tuple(name for name in Stack.model_fields if name not in ("name", "source"))
