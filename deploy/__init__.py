@@ -1,0 +1,7 @@
+"""Fabric tasks that ship releases. Every task takes `--stack` (default: local)."""
+from invoke import Collection
+
+from deploy import stackinfo
+
+ns = Collection()
+ns.add_task(stackinfo.config)

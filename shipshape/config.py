@@ -5,9 +5,10 @@ downstream reads raw YAML: `shipshape.stackfile.load_stack` turns Pulumi.<stack>
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -107,7 +108,7 @@ class Database(Model):
     name: Name = "app"
     user: Name = "app"
     port: Port = 5432
-    version: Annotated[str, Field(pattern=r"^POSTGRES_1[4-7]$")] = "POSTGRES_16"
+    version: Annotated[str, Field(pattern=r"^POSTGRES_1[4-8]$")] = "POSTGRES_17"
     tier: Annotated[str, Field(pattern=r"^db-(f1-micro|g1-small|custom-\d+-\d+)$")] = "db-f1-micro"
     disk_gb: Annotated[int, Field(ge=10, le=65536)] = 10
     ha: bool = False
@@ -123,6 +124,7 @@ class Redis(Model):
     memory_gb: Annotated[int, Field(ge=1, le=300)] = 1
     auth: bool = True
     transit_encryption: bool = False
+    version: Annotated[str, Field(pattern=r"^REDIS_[67]_[0-9]$")] = "REDIS_7_2"
 
 
 class Monitoring(Model):
@@ -133,6 +135,22 @@ class Monitoring(Model):
     memory_window_minutes: Annotated[int, Field(ge=1, le=1440)] = 10
     email: str | None = None
     prometheus_port: Port = 9090
+    # Where Cloud Monitoring alerts go; None picks webhook if notifications.webhook is set, else email.
+    channel: Literal["webhook", "slack", "email"] | None = None
+    slack_channel: Annotated[str, Field(pattern=r"^#?[a-z0-9_-]{1,80}$")] | None = None
+    slack_token: Secret | None = None
+    uptime_period: Literal["60s", "300s", "600s", "900s"] = "60s"
+
+    _check_slack_token = field_validator("slack_token", mode="before")(
+        classmethod(lambda cls, v: _secret_ref(v)))
+
+    @model_validator(mode="after")
+    def _channel(self) -> "Monitoring":
+        if self.channel == "slack" and not (self.slack_channel and self.slack_token):
+            raise ValueError("expected slack_channel and slack_token (a secret reference) when channel is slack")
+        if self.channel == "email" and not self.email:
+            raise ValueError("expected email when channel is email")
+        return self
 
 
 class Notifications(Model):
@@ -170,6 +188,7 @@ class Checks(Model):
 
 
 GCP_REGION = re.compile(r"^[a-z]+-[a-z]+\d$")
+EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
 
 
 class Cloud(Model):
@@ -188,6 +207,27 @@ class Cloud(Model):
     machine_type: str = "e2-small"
     create_vm: bool = False
     ssh_allow: tuple[str, ...] = ()
+    # Review policies apply production rules (deletion protection, backups) to this stack; also
+    # implied by the stack name prod/production.
+    production: bool = False
+    vm_image: str = "debian-cloud/debian-12"
+    # Plain (non-secret) env vars, and env vars read from existing Secret Manager secrets (NAME: secret-id).
+    env: dict[EnvName, str] = {}
+    secret_env: dict[EnvName, Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,255}$")]] = {}
+    # Extra run.invoker members (e.g. serviceAccount:ci@p.iam.gserviceaccount.com) and extra project
+    # roles for the service's own account; the review rejects allUsers and primitive roles.
+    invokers: tuple[str, ...] = ()
+    service_roles: tuple[Annotated[str, Field(pattern=r"^roles/[A-Za-z0-9_.]+$")], ...] = ()
+
+    @field_validator("ssh_allow")
+    @classmethod
+    def _cidrs(cls, ranges: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in ranges:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"expected CIDR ranges such as 203.0.113.4/32, got {cidr!r}") from None
+        return ranges
 
     @field_validator("region")
     @classmethod

@@ -1,0 +1,16 @@
+# The two commands the README starts with. Both install what they need from nothing.
+.PHONY: local test install host
+
+install:
+	scripts/install.sh
+
+host: install
+	scripts/local-host.sh
+
+# Set everything up and run the main job on the local stack (this machine as a VPS).
+local: host
+	.venv/bin/fab config --stack local
+
+# Run the project's tests (unit, Pulumi mocks, and end-to-end against real services on loopback).
+test: host
+	.venv/bin/python -m pytest tests -q
