@@ -1,0 +1,100 @@
+"""Where things live on a host. Every module builds paths from here, never by hand.
+
+    {root}/releases/<release>/     unpacked app code; <release> = <UTC yyyymmddHHMMSS>-<sha12>
+    {root}/artifacts/<sha>.tar.gz  the build for one git sha (built once, shipped to every stack)
+    {root}/venvs/<hash>/           Python environments, one per requirements.txt hash
+    {root}/shared/secrets.env      generated secrets, mode 600, owned by the app user
+    {root}/backups/<id>.dump       pg_dump -Fc archives
+    {root}/state/                  slots.json (which release runs in which slot, weights), lock, history.jsonl
+    {root}/nginx/                  nginx.conf (generated), access.log, pid
+    {root}/logs/                   app and daemon logs
+    {root}/pm2/                    PM2_HOME for the app user
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SLOTS = ("a", "b")
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: str
+
+    def _join(self, *parts: str) -> str:
+        return "/".join((self.root.rstrip("/"), *parts))
+
+    @property
+    def releases(self) -> str:
+        return self._join("releases")
+
+    def release(self, release_id: str) -> str:
+        return self._join("releases", release_id)
+
+    @property
+    def artifacts(self) -> str:
+        return self._join("artifacts")
+
+    def artifact(self, sha: str) -> str:
+        return self._join("artifacts", f"{sha}.tar.gz")
+
+    @property
+    def venvs(self) -> str:
+        return self._join("venvs")
+
+    @property
+    def shared(self) -> str:
+        return self._join("shared")
+
+    @property
+    def secrets_env(self) -> str:
+        return self._join("shared", "secrets.env")
+
+    @property
+    def backups(self) -> str:
+        return self._join("backups")
+
+    @property
+    def state(self) -> str:
+        return self._join("state")
+
+    @property
+    def slots_file(self) -> str:
+        return self._join("state", "slots.json")
+
+    @property
+    def lock_file(self) -> str:
+        return self._join("state", "lock")
+
+    @property
+    def history_file(self) -> str:
+        return self._join("state", "history.jsonl")
+
+    @property
+    def nginx(self) -> str:
+        return self._join("nginx")
+
+    @property
+    def nginx_conf(self) -> str:
+        return self._join("nginx", "nginx.conf")
+
+    @property
+    def access_log(self) -> str:
+        return self._join("nginx", "access.log")
+
+    @property
+    def logs(self) -> str:
+        return self._join("logs")
+
+    @property
+    def pm2_home(self) -> str:
+        return self._join("pm2")
+
+    def directories(self) -> tuple[str, ...]:
+        return (self.releases, self.artifacts, self.venvs, self.shared, self.backups, self.state,
+                self.nginx, self.logs, self.pm2_home)
+
+
+def layout_for(stack) -> Layout:
+    """The layout of a stack's host (`shipshape:host.root`)."""
+    return Layout(stack.host.root)
