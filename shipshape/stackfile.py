@@ -20,7 +20,7 @@ DEFAULT_STACK = "local"
 NAMESPACE = "shipshape"
 PROVIDER_NAMESPACES = {"gcp", "docker", "random", "command", "pulumi"}
 FILE_KEYS = {"config", "secretsprovider", "encryptionsalt", "encryptedkey"}
-SECRET_KEYS = {"webhook", "password"}
+SECRET_WORDS = ("webhook", "password", "token", "secret")
 
 
 class ConfigError(Exception):
@@ -90,7 +90,7 @@ def parse_stack(document: Any, stack: str, source: str) -> Stack:
 def _describe(source: str, error: dict) -> str:
     location = error["loc"]
     key = _key_path(location)
-    secret = any(str(p) in SECRET_KEYS for p in location)
+    secret = any(word in str(part) for part in location for word in SECRET_WORDS)
     value = MASK if secret else error.get("input")
     expected = error["msg"].removeprefix("Value error, ").replace("Input should be", "expected")
     if error["type"] == "extra_forbidden":
