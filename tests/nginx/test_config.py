@@ -1,0 +1,121 @@
+"""Pure tests: the nginx config text, the apply script, the stats and weights commands and parsers."""
+from __future__ import annotations
+
+import pytest
+
+from shipshape import nginx
+from shipshape.config import Stack, Target
+from shipshape.layout import Layout
+from shipshape.remote import chain, render
+
+LAYOUT = Layout("/srv/shipshape")
+
+
+def stack(target=Target.local, http_port=8080, port=8001) -> Stack:
+    return Stack.model_validate({"name": "t", "source": "Pulumi.t.yaml", "target": target,
+                                 "app": {"name": "sample", "port": port},
+                                 "host": {"http_port": http_port}})
+
+
+@pytest.mark.parametrize("weights, lines", [
+    ({"a": 90, "b": 10}, ["server 127.0.0.1:8001 weight=90;", "server 127.0.0.1:8002 weight=10;"]),
+    ({"a": 100, "b": 0}, ["server 127.0.0.1:8001 weight=100;", "server 127.0.0.1:8002 down;"]),
+    ({"a": 0, "b": 100}, ["server 127.0.0.1:8001 down;", "server 127.0.0.1:8002 weight=100;"]),
+    ({"b": 1}, ["server 127.0.0.1:8001 down;", "server 127.0.0.1:8002 weight=1;"]),
+])
+def test_weights_become_upstream_servers(weights, lines):
+    text = nginx.site_config(stack(), LAYOUT, weights)
+    for line in lines:
+        assert line in text
+
+
+@pytest.mark.parametrize("weights, message", [
+    ({"a": 0, "b": 0}, "at least one slot"),
+    ({"c": 10}, "unknown slot 'c'"),
+    ({"a": 101}, "a = 101: expected an integer 0..100"),
+    ({"a": -1, "b": 50}, "a = -1"),
+    ({"a": 50.5}, "a = 50.5"),
+    ({"a": True}, "a = True"),
+])
+def test_bad_weights_are_refused_naming_the_value(weights, message):
+    with pytest.raises(ValueError, match="nginx weights") as error:
+        nginx.site_config(stack(), LAYOUT, weights)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("target, listen", [
+    (Target.local, "listen 127.0.0.1:8080;"),
+    (Target.vps, "listen 8080;"),
+])
+def test_listen_is_loopback_only_on_the_local_target(target, listen):
+    text = nginx.site_config(stack(target), LAYOUT, {"a": 100})
+    assert listen in text
+    assert ("listen [::]:8080;" in text) == (target is Target.vps)
+
+
+@pytest.mark.parametrize("fragment", [
+    "pid /srv/shipshape/nginx/nginx.pid;",
+    "error_log /srv/shipshape/nginx/error.log",
+    "daemon on;",
+    "access_log /srv/shipshape/nginx/access.log shipshape;",
+    r'log_format shipshape "$msec\t$upstream_addr\t$status\t$request_time\t$request_method\t$request_uri";',
+    "keepalive 16;",
+    "proxy_next_upstream error timeout;",
+    "proxy_connect_timeout 2s;",
+    'proxy_set_header Connection "";',
+    "add_header X-Content-Type-Options nosniff always;",
+    "add_header X-Frame-Options DENY always;",
+    "add_header Referrer-Policy",
+    "add_header Content-Security-Policy",
+    "location = /nginx-health",
+    "proxy_set_header X-Forwarded-For",
+])
+def test_config_has(fragment):
+    assert fragment in nginx.site_config(stack(), LAYOUT, {"a": 100})
+
+
+def test_apply_tests_the_new_file_before_moving_it_over_the_live_one():
+    script = render(chain(nginx.apply_commands(LAYOUT, "events {}\n")))
+    test_at = script.index("nginx -t -q -c /srv/shipshape/nginx/nginx.conf.new -p /srv/shipshape/nginx/")
+    move_at = script.index("mv -f /srv/shipshape/nginx/nginx.conf.new /srv/shipshape/nginx/nginx.conf")
+    reload_at = script.index("nginx -s reload -c /srv/shipshape/nginx/nginx.conf")
+    assert script.index("<<'SHIPSHAPE_NGINX_CONF'\nevents {}\nSHIPSHAPE_NGINX_CONF") < test_at < move_at < reload_at
+    assert "rm -f /srv/shipshape/nginx/nginx.conf.new" in script
+
+
+def test_apply_refuses_text_that_would_end_the_heredoc():
+    with pytest.raises(ValueError, match="SHIPSHAPE_NGINX_CONF"):
+        nginx.apply_commands(LAYOUT, "x\nSHIPSHAPE_NGINX_CONF\nrm -rf /\n")
+
+
+def test_traffic_stats_command_filters_by_upstream_and_time():
+    text = render(nginx.traffic_stats_command(LAYOUT, 8002, 1700000000.25))
+    assert "-v since=1700000000.250 -v addr=127.0.0.1:8002" in text
+    assert "/srv/shipshape/nginx/access.log" in text
+
+
+@pytest.mark.parametrize("stdout, expected", [
+    ("requests=200 errors=10 p95_ms=12.0\n", (200, 10, 12.0, 0.05)),
+    ("requests=0 errors=0 p95_ms=0.0\n", (0, 0, 0.0, 0.0)),
+    ("notice\nrequests=3 errors=3 p95_ms=1.5\n", (3, 3, 1.5, 1.0)),
+])
+def test_parse_traffic_stats(stdout, expected):
+    stats = nginx.parse_traffic_stats(stdout)
+    assert (stats.requests, stats.errors, stats.p95_ms, stats.error_rate) == expected
+
+
+def test_parse_traffic_stats_refuses_garbage():
+    with pytest.raises(ValueError, match="unexpected traffic stats output"):
+        nginx.parse_traffic_stats("awk: syntax error")
+
+
+@pytest.mark.parametrize("stdout, expected", [
+    ("running\n  server 127.0.0.1:8001 weight=90;  # slot a\n  server 127.0.0.1:8002 weight=10;\n",
+     {"a": 90, "b": 10}),
+    ("running\n  server 127.0.0.1:8001 down;\n  server 127.0.0.1:8002 weight=100;\n", {"a": 0, "b": 100}),
+    ("stopped\n  server 127.0.0.1:8001 weight=100;\n", {}),
+    ("running\n", {}),
+    ("", {}),
+])
+def test_parse_current_weights(stdout, expected):
+    assert nginx.parse_current_weights(stdout, stack()) == expected
