@@ -9,6 +9,9 @@ error's class or HTTP status only.
 from __future__ import annotations
 
 import json
+import logging
+import threading
+from contextlib import contextmanager
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -21,6 +24,8 @@ from shipshape.stackfile import secrets_path
 EVENTS = {"start": "started", "success": "succeeded", "failure": "FAILED", "rollback": "rolled back"}
 RETRIES = 2
 BACKOFF_S = 0.2
+# urllib3 logs each retry with the request path, which for Slack holds the token
+URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry")
 
 
 def payload(stack_name: str, event: str, fields: dict) -> dict:
@@ -55,7 +60,7 @@ def notify(stack, event: str, **fields) -> bool:
             return _warn(event, f"unknown event; expected one of {', '.join(EVENTS)}")
         url = ref.resolve(secrets_path(stack.name)).reveal()
         body = json.dumps(payload(stack.name, event, fields), default=str)
-        with session() as http:
+        with session() as http, _quiet_urllib3():
             response = http.post(url, data=body, headers={"Content-Type": "application/json"},
                                  timeout=stack.notifications.timeout)
         if response.status_code >= 300:
@@ -64,9 +69,31 @@ def notify(stack, event: str, **fields) -> bool:
     except SecretError:
         return _warn(event, f"webhook secret {ref} could not be resolved")
     except Exception as error:  # noqa: BLE001 — a notification must never stop a deploy
-        return _warn(event, type(error).__name__)
+        return _warn(event, _kind(error))
 
 
 def _warn(event: str, why: str) -> bool:
-    console.print(f"[yellow]warning:[/] notification {event!r} not sent: {why}", highlight=False)
+    console.print(f"[yellow]warning:[/] notification {event!r} not sent: {why}", highlight=False,
+                  soft_wrap=True)
     return False
+
+
+def _kind(error: Exception) -> str:
+    """The error's class, and the cause's class behind requests' retry wrapper (never its text)."""
+    cause = getattr(error.args[0], "reason", None) if error.args else None
+    return type(error).__name__ + (f" ({type(cause).__name__})" if isinstance(cause, Exception) else "")
+
+
+@contextmanager
+def _quiet_urllib3():
+    """Drop urllib3's log records made by this thread while it posts to the webhook."""
+    thread = threading.get_ident()
+    drop = lambda record: record.thread != thread  # noqa: E731
+    loggers = [logging.getLogger(name) for name in URLLIB3_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(drop)
