@@ -1,0 +1,1 @@
+"""Post-deploy checks (`pytest checks/ --stack NAME`); not part of the project's own `pytest tests`."""

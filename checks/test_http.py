@@ -1,0 +1,110 @@
+"""HTTP: the site as its users reach it (requests, from the machine running the checks)."""
+from __future__ import annotations
+
+import socket
+import ssl
+import statistics
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+ORDER = 1
+AREA = "HTTP"
+TIMEOUT = 5.0
+SECURITY_HEADERS = ("X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy", "Content-Security-Policy")
+LATENCY_SAMPLES = 20
+MIN_CERT_DAYS = 14
+
+
+def _get(http, url, check, **kwargs):
+    check.target(url)
+    return http.get(url, timeout=TIMEOUT, allow_redirects=False, **kwargs)
+
+
+def test_site_reachable(http, base_url, check):
+    """Front page answers 200"""
+    response = _get(http, base_url + "/", check)
+    assert response.status_code == 200, f"GET / answered {response.status_code}"
+    check.detail(f"200, {len(response.content)} bytes")
+
+
+def test_health(http, base_url, stack, check):
+    """Health endpoint answers 200"""
+    response = _get(http, base_url + stack.app.health_path, check)
+    assert response.status_code == 200, f"answered {response.status_code}: {response.text[:200]}"
+    check.detail(response.text[:100])
+
+
+def test_readiness(http, base_url, stack, check):
+    """Readiness endpoint answers 200 (database, Redis and schema ready)"""
+    response = _get(http, base_url + stack.app.readiness_path, check)
+    assert response.status_code == 200, f"answered {response.status_code}: {response.text[:200]}"
+    check.detail(response.text[:100])
+
+
+def test_version_is_serving_release(http, base_url, stack, check, request):
+    """/version reports the release that state/slots.json says is serving"""
+    response = _get(http, base_url + stack.app.version_path, check)
+    assert response.status_code == 200, f"answered {response.status_code}"
+    release = response.json().get("release")
+    assert release, f"no release in {response.text[:200]}"
+    if stack.is_cloud:
+        check.detail(f"release {release} (Cloud Run: no slots.json to compare with)")
+        return
+    serving = {slot["release"] for slot in request.getfixturevalue("facts").serving_slots().values()}
+    assert release in serving, f"/version says {release}; slots.json serves {sorted(serving) or 'nothing'}"
+    check.detail(f"release {release}")
+
+
+def test_security_headers(http, base_url, stack, check):
+    """Security headers are set on the front page"""
+    expected = SECURITY_HEADERS + (("Strict-Transport-Security",) if stack.checks.tls else ())
+    response = _get(http, base_url + "/", check)
+    missing = [name for name in expected if name not in response.headers]
+    assert not missing, f"missing: {', '.join(missing)}"
+    check.detail(", ".join(expected))
+
+
+def test_latency(http, base_url, stack, check):
+    """A small latency sample of the health endpoint stays within shipshape:checks.max_latency_ms"""
+    url = base_url + stack.app.health_path
+    check.target(f"{url} x{LATENCY_SAMPLES}")
+    samples = []
+    for _ in range(LATENCY_SAMPLES):
+        started = time.perf_counter()
+        http.get(url, timeout=TIMEOUT).raise_for_status()
+        samples.append((time.perf_counter() - started) * 1000)
+    p95 = sorted(samples)[int(0.95 * len(samples)) - 1]
+    bound = stack.checks.max_latency_ms
+    check.detail(f"median {statistics.median(samples):.1f} ms, p95 {p95:.1f} ms (bound {bound} ms)")
+    assert p95 <= bound, f"p95 {p95:.1f} ms exceeds {bound} ms"
+
+
+@pytest.fixture
+def tls(stack):
+    if not stack.checks.tls:
+        pytest.skip("TLS not configured for this stack (shipshape:checks.tls is false)")
+
+
+def test_http_redirects_to_https(tls, http, base_url, check):
+    """Plain HTTP redirects to HTTPS"""
+    plain = "http://" + urlsplit(base_url).netloc + "/"
+    response = _get(http, plain, check)
+    location = response.headers.get("Location", "")
+    assert response.status_code in (301, 302, 307, 308) and location.startswith("https://"), \
+        f"answered {response.status_code} Location={location or '-'}"
+    check.detail(f"{response.status_code} -> {location}")
+
+
+def test_certificate_valid(tls, base_url, check):
+    """The TLS certificate verifies and is valid for at least 14 more days"""
+    parts = urlsplit(base_url)
+    check.target(f"{parts.hostname}:{parts.port or 443}")
+    context = ssl.create_default_context()
+    with socket.create_connection((parts.hostname, parts.port or 443), timeout=TIMEOUT) as raw:
+        with context.wrap_socket(raw, server_hostname=parts.hostname) as conn:
+            not_after = ssl.cert_time_to_seconds(conn.getpeercert()["notAfter"])
+    days = (not_after - time.time()) / 86400
+    check.detail(f"expires in {days:.0f} days")
+    assert days >= MIN_CERT_DAYS, f"certificate expires in {days:.1f} days (< {MIN_CERT_DAYS})"
