@@ -108,8 +108,8 @@ class Database(Model):
     name: Name = "app"
     user: Name = "app"
     port: Port = 5432
-    version: Annotated[str, Field(pattern=r"^POSTGRES_1[4-8]$")] = "POSTGRES_17"
-    tier: Annotated[str, Field(pattern=r"^db-(f1-micro|g1-small|custom-\d+-\d+)$")] = "db-f1-micro"
+    version: Literal["POSTGRES_14", "POSTGRES_15", "POSTGRES_16", "POSTGRES_17", "POSTGRES_18"] = "POSTGRES_17"
+    tier: str = "db-f1-micro"
     disk_gb: Annotated[int, Field(ge=10, le=65536)] = 10
     ha: bool = False
     deletion_protection: bool = False
@@ -117,14 +117,30 @@ class Database(Model):
     point_in_time_recovery: bool = True
     public_ip: bool = False
 
+    @field_validator("tier")
+    @classmethod
+    def _tier(cls, tier: str) -> str:
+        expected = "expected db-f1-micro, db-g1-small or db-custom-<vCPUs>-<MB>, e.g. db-custom-2-7680"
+        if tier in ("db-f1-micro", "db-g1-small"):
+            return tier
+        custom = re.match(r"^db-custom-(\d+)-(\d+)$", tier)
+        if not custom:
+            raise ValueError(expected)
+        vcpus, mb = int(custom.group(1)), int(custom.group(2))
+        if not (vcpus == 1 or (vcpus % 2 == 0 and vcpus <= 96)):
+            raise ValueError(f"{expected}; vCPUs must be 1 or an even number up to 96")
+        if mb % 256 or not (max(3840, 922 * vcpus) <= mb <= 6656 * vcpus):
+            raise ValueError(f"{expected}; memory must be a multiple of 256 MB, 0.9-6.5 GB per vCPU, at least 3840")
+        return tier
+
 
 class Redis(Model):
     port: Port = 6379
-    tier: Annotated[str, Field(pattern=r"^(BASIC|STANDARD_HA)$")] = "BASIC"
+    tier: Literal["BASIC", "STANDARD_HA"] = "BASIC"
     memory_gb: Annotated[int, Field(ge=1, le=300)] = 1
     auth: bool = True
     transit_encryption: bool = False
-    version: Annotated[str, Field(pattern=r"^REDIS_[67]_[0-9]$")] = "REDIS_7_2"
+    version: Literal["REDIS_6_X", "REDIS_7_0", "REDIS_7_2"] = "REDIS_7_2"
 
 
 class Monitoring(Model):
