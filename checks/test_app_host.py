@@ -1,7 +1,7 @@
 """App on the host: processes, ports, nginx (testinfra over SSH; facts from one round trip)."""
 from __future__ import annotations
 
-from shipshape.facts import is_loopback, slot_ports
+from shipshape.facts import is_loopback
 
 ORDER = 3
 AREA = "App processes and nginx"
@@ -13,21 +13,16 @@ def _serving(facts) -> dict[str, dict]:
     return serving
 
 
-def test_app_processes_online(facts, stack, check):
+def test_app_processes_online(facts, stack, layout, check):
     """App processes of the serving slots are online"""
     serving = _serving(facts)
-    names = [f"{stack.app.name}-{slot}" for slot in serving]
-    check.target(f"{stack.runtime.value}: {', '.join(names)}")
-    if stack.runtime.value == "docker":
-        states = {c["Names"]: c["State"] for c in facts.containers()}
-        down = [n for n in names if states.get(n) != "running"]
-    else:
-        processes = facts.pm2_processes()
-        assert processes, f"no PM2 process list: {facts['processes']['output'][-300:]}"
-        down = [n for n in names if (processes.get(n) or {}).get("status") != "online"]
-        states = {n: (processes.get(n) or {}).get("status", "absent") for n in names}
-    assert not down, f"not online: {', '.join(f'{n} ({states.get(n)})' for n in down)}"
-    check.detail(", ".join(f"{n} online" for n in names))
+    check.target(f"{stack.runtime.value}: " + ", ".join(f"{stack.app.name}-{slot}" for slot in serving))
+    states = facts.processes(stack, layout)
+    assert states, f"no process list from {stack.runtime.value}: {facts.command('processes')['output'][-300:]}"
+    down = [slot for slot in serving if not (states.get(slot) and states[slot].online)]
+    assert not down, "not online: " + ", ".join(f"slot {s} ({'stopped' if s in states else 'absent'})" for s in down)
+    check.detail(", ".join(f"{states[s].name} online (pid {states[s].pid}, {states[s].restarts} restarts)"
+                           for s in serving))
 
 
 def test_serving_port_loopback_only(facts, check):
@@ -53,8 +48,8 @@ def test_nginx_config_valid(facts, layout, check):
 def test_nginx_weights_match_state(facts, stack, layout, check):
     """nginx upstream weights are those state/slots.json (and `fab status`) report"""
     check.target(layout.nginx_conf)
-    live = facts.nginx_weights(slot_ports(stack))
-    assert live is not None, f"no nginx config at {layout.nginx_conf}"
+    live = facts.nginx_weights(stack)
+    assert live, f"nginx is not running: {facts.command('weights')['output'][-200:]}"
     state = facts.state_weights
     assert state, f"no weights in slots.json ({facts['slots_error'] or facts.slots})"
     assert live == state, f"nginx serves {live}, slots.json says {state}"

@@ -8,31 +8,36 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from shipshape import nginx
+from shipshape.config import Runtime as RuntimeKind
 from shipshape.layout import SLOTS, Layout
-from shipshape.remote import Script
+from shipshape.remote import Script, render
+from shipshape.runtimes import for_stack
 
 PROBE = Path(__file__).with_name("facts_probe.py")
 PYTHON = "/usr/bin/python3"  # the system python: a host needs no shipshape install to be checked
-UPSTREAM_SERVER = re.compile(r"^\s*server\s+[\w.\[\]:]*:(\d+)\b([^;]*);", re.M)
 
 
 def probe_params(stack, layout: Layout) -> dict:
     """Everything the probe needs to know about the stack, as plain JSON-able data."""
-    return {
+    runtime = for_stack(stack, layout)
+    params = {
         "root": layout.root, "releases": layout.releases, "slots_file": layout.slots_file,
         "nginx_conf": layout.nginx_conf, "nginx_prefix": layout.nginx + "/",
-        "secrets_env": layout.secrets_env, "backups": layout.backups, "pm2_home": layout.pm2_home,
-        "runtime": stack.runtime.value,
-        "pm2_command": ["runuser", "-u", stack.host.app_user, "--", "env", f"PM2_HOME={layout.pm2_home}",
-                        "pm2", "jlist"],
+        "secrets_env": layout.secrets_env, "backups": layout.backups,
+        # The same status commands `fab status` runs, so checks and status agree by construction.
+        "commands": {"processes": render(runtime.status_command()),
+                     "weights": render(nginx.current_weights_command(layout))},
         "db": {"port": stack.database.port, "user": stack.database.user, "name": stack.database.name},
         "redis_port": stack.redis.port,
     }
+    if stack.runtime is RuntimeKind.pm2:
+        params["requires_pid_file"] = {"processes": f"{layout.pm2_home}/pm2.pid"}
+    return params
 
 
 def facts_script(stack, layout: Layout) -> Script:
@@ -65,55 +70,25 @@ class HostFacts:
         return {name: slots[name] for name, weight in self.state_weights.items()
                 if weight > 0 and slots.get(name)}
 
-    def nginx_weights(self, ports: dict[str, int]) -> dict[str, int] | None:
-        """Weights in the live nginx.conf per slot (a `down` server counts 0); None without a config."""
-        return parse_upstream_weights(self.raw.get("nginx_conf"), ports)
+    def nginx_weights(self, stack) -> dict[str, int]:
+        """Weights nginx serves now, as `fab status` reads them; {} when nginx is not running."""
+        served = nginx.parse_current_weights(self.command("weights")["output"], stack)
+        return {slot: served.get(slot, 0) for slot in SLOTS} if served else {}
+
+    def command(self, name: str) -> dict:
+        """{rc, output} of one of the probe's status commands."""
+        return self.raw["commands"][name]
 
     def listening(self, port: int) -> list[str]:
         """Addresses with a listening TCP socket on `port`."""
         return sorted({item["address"] for item in self.raw["listeners"] if item["port"] == port})
 
-    def pm2_processes(self) -> dict[str, dict]:
-        """PM2 processes by name: status, pid, restarts, release (from the process env)."""
-        result = self.raw["processes"]
+    def processes(self, stack, layout: Layout) -> dict:
+        """{slot: ProcessState} from the runtime's own status parser; {} when it cannot answer."""
+        result = self.command("processes")
         if result["rc"] != 0:
             return {}
-        return {p["name"]: {"status": p.get("pm2_env", {}).get("status"), "pid": p.get("pid"),
-                            "restarts": p.get("pm2_env", {}).get("restart_time"),
-                            "release": _release_of(p.get("pm2_env", {}))}
-                for p in _json_tail(result["output"])}
-
-    def containers(self) -> list[dict]:
-        """Docker containers (`docker ps --all` JSON lines): Names, State, Image..."""
-        result = self.raw["processes"]
-        if result["rc"] != 0:
-            return []
-        return [json.loads(line) for line in result["output"].splitlines() if line.startswith("{")]
-
-
-def _release_of(env: dict) -> str | None:
-    return env.get("RELEASE_ID") or (env.get("env") or {}).get("RELEASE_ID")
-
-
-def _json_tail(output: str) -> list:
-    # pm2 can print warnings before its JSON; the list starts at the first '['.
-    start = output.find("[")
-    return json.loads(output[start:]) if start >= 0 else []
-
-
-def parse_upstream_weights(conf: str | None, ports: dict[str, int]) -> dict[str, int] | None:
-    """{slot: weight} from `server 127.0.0.1:PORT weight=W;` lines; `down` or absent means 0."""
-    if conf is None:
-        return None
-    by_port = {}
-    for port, options in UPSTREAM_SERVER.findall(conf):
-        weight = re.search(r"weight=(\d+)", options)
-        by_port[int(port)] = 0 if "down" in options.split() else int(weight.group(1)) if weight else 1
-    return {slot: by_port.get(port, 0) for slot, port in ports.items()}
-
-
-def slot_ports(stack) -> dict[str, int]:
-    return dict(zip(SLOTS, stack.app.slot_ports))
+        return for_stack(stack, layout).parse_status(result["output"])
 
 
 def is_loopback(address: str) -> bool:

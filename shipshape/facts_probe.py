@@ -100,15 +100,16 @@ def migration_heads(release_dir):
     return sorted(revisions - parents)
 
 
-def processes(params):
-    if params["runtime"] == "docker":
-        return run(["docker", "ps", "--all", "--format", "{{json .}}"])
-    pid_file = os.path.join(params["pm2_home"], "pm2.pid")
-    try:
-        os.kill(int(open(pid_file).read().strip()), 0)
-    except (OSError, ValueError):
-        return {"rc": 1, "output": f"PM2 daemon is not running (no live pid in {pid_file})"}
-    return run(params["pm2_command"])
+def shell(params, name):
+    """Run one of the stack's own status commands (built by shipshape.nginx / shipshape.runtimes)."""
+    guard = params.get("requires_pid_file", {}).get(name)
+    if guard:
+        try:
+            os.kill(int(open(guard).read().strip()), 0)
+        except (OSError, ValueError):
+            # `pm2 jlist` would spawn a fresh daemon: a check must not change the host.
+            return {"rc": 1, "output": f"not running (no live pid in {guard})"}
+    return run(["sh", "-c", params["commands"][name]])
 
 
 def database(params, secrets):
@@ -150,8 +151,7 @@ def main(params):
         "heads": {r: migration_heads(os.path.join(params["releases"], r)) for r in releases},
         "listeners": listeners(),
         "nginx_test": run(["nginx", "-t", "-c", params["nginx_conf"], "-p", params["nginx_prefix"]]),
-        "nginx_conf": open(params["nginx_conf"]).read() if os.path.exists(params["nginx_conf"]) else None,
-        "processes": processes(params),
+        "commands": {name: shell(params, name) for name in params["commands"]},
         "database": database(params, secrets),
         "redis": redis(params, secrets),
         "latest_backup": latest_backup(params["backups"]),
