@@ -1,0 +1,110 @@
+"""End to end against a real nginx: weights split traffic, reloads drop nothing, bad configs never land,
+a stopped slot costs no 502s, and the access-log stats count each upstream's requests and errors."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from shipshape import nginx
+from shipshape.remote import RemoteError
+
+
+@pytest.mark.parametrize("weights, low, high", [
+    ({"a": 90, "b": 10}, 10, 30),     # nginx's smooth weighted round robin: ~20 of 200
+    ({"a": 50, "b": 50}, 80, 120),
+    ({"a": 100, "b": 0}, 0, 0),
+    ({"a": 0, "b": 100}, 200, 200),
+])
+def test_weights_split_traffic(nginx_site, weights, low, high):
+    nginx_site.apply(weights)
+    seen = nginx_site.served_by(200)
+    assert low <= seen["b"] <= high, seen
+    assert seen["a"] + seen["b"] == 200
+
+
+def test_current_weights_read_what_nginx_serves(nginx_site):
+    read = lambda: nginx.parse_current_weights(  # noqa: E731
+        nginx_site.runner.run(nginx.current_weights_command(nginx_site.layout)).stdout, nginx_site.stack)
+    assert read() == {}
+    nginx_site.apply({"a": 90, "b": 10})
+    assert read() == {"a": 90, "b": 10}
+    nginx_site.apply({"a": 0, "b": 100})
+    assert read() == {"a": 0, "b": 100}
+
+
+def test_weight_changes_under_load_drop_no_request(nginx_site):
+    nginx_site.apply({"a": 100, "b": 0})
+    statuses, stop = [], threading.Event()
+
+    def load():
+        while not stop.is_set() and len(statuses) < 2000:
+            try:
+                statuses.append(nginx_site.get().status_code)
+            except Exception as error:  # a refused or reset connection is a dropped request
+                statuses.append(repr(error))
+
+    client = threading.Thread(target=load)
+    client.start()
+    for weights in ({"a": 90, "b": 10}, {"a": 50, "b": 50}, {"a": 0, "b": 100}, {"a": 100, "b": 0}):
+        time.sleep(0.2)
+        nginx_site.apply(weights)
+    time.sleep(0.2)
+    stop.set()
+    client.join(timeout=10)
+    assert len(statuses) > 50
+    assert set(statuses) == {200}, [s for s in statuses if s != 200][:5]
+
+
+def test_bad_config_is_rejected_and_the_old_one_keeps_serving(nginx_site):
+    nginx_site.apply({"a": 100, "b": 0})
+    live = Path(nginx_site.layout.nginx_conf).read_text()
+    bad = nginx.site_config(nginx_site.stack, nginx_site.layout, {"a": 0, "b": 100}).replace(
+        "keepalive 16;", "keepalive banana;")
+    with pytest.raises(RemoteError, match='invalid value "banana"'):
+        nginx_site.runner.run_all(nginx.apply_commands(nginx_site.layout, bad))
+    assert Path(nginx_site.layout.nginx_conf).read_text() == live
+    assert not Path(nginx_site.layout.nginx_conf + ".new").exists()
+    assert nginx_site.served_by(20) == {"a": 20, "b": 0}
+
+
+def test_a_stopped_slot_costs_no_502(nginx_site):
+    nginx_site.apply({"a": 50, "b": 50})
+    nginx_site.upstreams["a"].close()
+    assert nginx_site.served_by(50) == {"a": 0, "b": 50}
+
+
+def test_traffic_stats_count_each_upstreams_requests_and_errors(nginx_site):
+    nginx_site.apply({"a": 50, "b": 50})
+    nginx_site.served_by(30)  # before `since`: not counted
+    time.sleep(0.05)
+    since = time.time()
+    seen = {"a": 0, "b": 0}
+    for _ in range(200):
+        response = nginx_site.get("/fail-on-b")
+        seen[response.text] += 1
+        assert response.status_code == (500 if response.text == "b" else 200)
+    stats = {slot: nginx.parse_traffic_stats(nginx_site.runner.run(
+        nginx.traffic_stats_command(nginx_site.layout, port, since)).stdout)
+        for slot, port in nginx.slot_ports(nginx_site.stack).items()}
+    assert (stats["a"].requests, stats["a"].errors, stats["a"].error_rate) == (seen["a"], 0, 0.0)
+    assert (stats["b"].requests, stats["b"].errors, stats["b"].error_rate) == (seen["b"], seen["b"], 1.0)
+    assert 0 < stats["a"].p95_ms < 1000
+
+
+def test_traffic_stats_without_a_log_are_zero(nginx_site):
+    stats = nginx.parse_traffic_stats(nginx_site.runner.run(
+        nginx.traffic_stats_command(nginx_site.layout, 1, 0)).stdout)
+    assert (stats.requests, stats.errors, stats.error_rate) == (0, 0, 0.0)
+
+
+def test_security_headers_and_health(nginx_site):
+    nginx_site.apply({"a": 100})
+    response = nginx_site.get("/nginx-health")
+    assert (response.status_code, response.text) == (200, "ok\n")
+    proxied = nginx_site.get("/")
+    for header in ("X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy", "Content-Security-Policy"):
+        assert header in proxied.headers
+    assert "Server" not in proxied.headers or proxied.headers["Server"] == "nginx"
