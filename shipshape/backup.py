@@ -125,6 +125,7 @@ def _scratch_check_script(stack, layout: Layout, backup_id: str, socket_dir: str
     pg = lambda tool, *args: _as_postgres(stack, socket_dir, tool, *args)  # noqa: E731
     count = ("SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')")
     return "\n".join([
+        "cd /",  # runuser keeps the cwd, and postgres may not enter root's home
         f"test -s {dump} || {{ echo 'backup {backup_id}: no such dump' >&2; exit 1; }}",
         pg("dropdb", "--if-exists", scratch),
         pg("createdb", "-O", stack.database.user, scratch),
@@ -132,7 +133,7 @@ def _scratch_check_script(stack, layout: Layout, backup_id: str, socket_dir: str
         # the root shell opens the 600 dump and hands it to pg_restore (running as postgres) on stdin
         f"{pg('pg_restore', '--exit-on-error', '-d', scratch)} < {dump}",
         f"TABLES=$({pg('psql', '-d', scratch, '-XAtc', count)})",
-        f"[ \"$TABLES\" -gt 0 ] || {{ echo 'backup {backup_id}: restored no tables' >&2; exit 1; }}",
+        f"[ \"$TABLES\" -gt 0 ] || {{ echo 'backup {backup_id}: restored no tables (an empty database?)' >&2; exit 1; }}",
         f"echo \"restore check: backup {backup_id} restored $TABLES tables into {scratch}\"",
     ])
 
@@ -149,4 +150,4 @@ def restore_commands(stack, layout: Layout, backup_id: str, socket_dir: str = SO
     restore = _as_postgres(stack, socket_dir, "pg_restore", "--clean", "--if-exists", "--single-transaction",
                            "--exit-on-error", "-d", stack.database.name)
     return [Script(_scratch_check_script(stack, layout, backup_id, socket_dir)),
-            Script(f"PGOPTIONS='-c lock_timeout=30s' {restore} < {dump}")]
+            Script(f"cd / && PGOPTIONS='-c lock_timeout=30s' {restore} < {dump}")]

@@ -1,0 +1,109 @@
+"""`fab releases`, `fab lock`, `fab unlock`: the audit history with its DORA figures, and the deploy lock."""
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+from fabric import task
+from rich.console import Console
+from rich.table import Table
+
+from deploy.stackinfo import load_or_exit
+from shipshape import history as audit
+from shipshape import lock as locking
+from shipshape.layout import layout_for
+from shipshape.progress import info, step
+from shipshape.remote import Runner, connect
+from shipshape.stackfile import find_root
+
+STACK_HELP = "stack name: reads Pulumi.<stack>.yaml (default: local)"
+OUTCOME_STYLE = {"success": "green", "failed": "red", "rolled_back": "yellow"}
+
+
+@contextmanager
+def host_runner(settings):
+    """A Runner on the stack's host over one SSH connection, closed on the way out."""
+    connection = connect(settings.host, find_root())
+    try:
+        yield Runner(connection)
+    finally:
+        connection.close()
+
+
+def fail(message: str, code: int = 1):
+    print(message, file=sys.stderr)
+    raise SystemExit(code)
+
+
+def releases_table(entries: list[audit.Entry], limit: int = 10) -> Table:
+    table = Table("release", "git sha", "kind", "who", "when (UTC)", "duration", "outcome")
+    for e in reversed(entries[-limit:]):
+        when = datetime.fromtimestamp(e.started, timezone.utc).strftime("%Y-%m-%d %H:%M")
+        outcome = e.outcome + (f" at {e.step}" if e.step else "")
+        table.add_row(e.release, e.git_sha[:12], e.kind, e.who, when, f"{e.duration_s:.0f}s",
+                      f"[{OUTCOME_STYLE[e.outcome]}]{outcome}[/]")
+    return table
+
+
+def dora_lines(m: audit.Metrics) -> list[str]:
+    def span(seconds):
+        return "n/a" if seconds is None else locking.format_age(seconds)
+    rate = "n/a" if m.change_failure_rate is None else f"{m.change_failure_rate:.0%}"
+    return [f"over the last {m.window_days:.0f} days ({m.deploys} deploys):",
+            f"  lead time (commit -> deployed, median)  {span(m.lead_time_s)}",
+            f"  deploy frequency                        {m.deploys_per_day:.2f} per day",
+            f"  change failure rate                     {rate}",
+            f"  time to restore (median)                {span(m.time_to_restore_s)}"]
+
+
+@task(help={"stack": STACK_HELP, "limit": "how many deploys to list (default: 10)"})
+def releases(c, stack="local", limit=10):
+    """Show the last deploys and rollbacks (release, sha, who, when, duration, outcome) and the DORA figures.
+
+    Example: fab releases --stack prod --limit 20
+    """
+    settings = load_or_exit(stack)
+    with step(f"read history on {settings.host.address}"), host_runner(settings) as runner:
+        entries = audit.parse(runner.run(audit.read_command(layout_for(settings))).stdout)
+    if not entries:
+        print(f"no deploys recorded on stack {stack} yet")
+        return
+    out = Console(highlight=False)
+    out.print(releases_table(entries, int(limit)))
+    for line in dora_lines(audit.metrics(entries, now=time.time())):
+        out.print(line, markup=False)
+
+
+@task(help={"stack": STACK_HELP})
+def lock(c, stack="local"):
+    """Show who holds the stack's deploy lock, for how long, and whether it looks stale.
+
+    Example: fab lock --stack prod
+    """
+    settings = load_or_exit(stack)
+    with host_runner(settings) as runner:
+        holder = locking.status(runner, layout_for(settings))
+    print(f"stack {stack} is not locked" if holder is None else locking.describe(holder, stack))
+
+
+@task(help={"stack": STACK_HELP, "force": "remove the lock even if its owner may still be running"})
+def unlock(c, stack="local", force=False):
+    """Remove a stale deploy lock (its process is dead, or it is hours old); --force removes any lock.
+
+    Example: fab unlock --stack prod            (or: fab unlock --stack prod --force)
+    """
+    settings = load_or_exit(stack)
+    layout = layout_for(settings)
+    with host_runner(settings) as runner:
+        holder = locking.status(runner, layout)
+        if holder is None:
+            print(f"stack {stack} is not locked")
+            return
+        stale = holder.stale_reason()
+        if not stale and not force:
+            fail(locking.describe(holder, stack) + "\nit may still be running: pass --force if you are sure")
+        with step(f"remove the lock held by {holder.who} ({holder.task})"):
+            runner.run(locking.release_command(layout, expected=holder.raw))
+            info(f"it was {stale}" if stale else "forced")
