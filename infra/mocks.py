@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pulumi
+from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
@@ -46,9 +47,20 @@ class RecordingMonitor(MockMonitor):
             known = self.resources.get(response.urn)
             self.registered.append(Registered(
                 urn=response.urn, type=request.type, name=request.name, parent=request.parent,
-                custom=bool(request.custom), state=dict(known.state) if known else {},
+                custom=bool(request.custom), state=unwrap_secrets(dict(known.state)) if known else {},
                 ignore_changes=tuple(request.ignoreChanges), protect=bool(request.protect)))
         return response
+
+
+def unwrap_secrets(value: Any) -> Any:
+    """Secret inputs arrive wrapped ({sig: secret, value: v}); policies look at the values inside."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return unwrap_secrets(value.get("value"))
+        return {k: unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap_secrets(v) for v in value]
+    return value
 
 
 def _digest(text: str) -> str:
