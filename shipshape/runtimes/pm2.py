@@ -111,7 +111,9 @@ class Pm2:
         return Script(f"if {describe} >/dev/null 2>&1; then {act} >/dev/null; fi")
 
     def status_command(self) -> Command:
-        return self.pm2("jlist")
+        """`pm2 jlist`; `[]` when PM2_HOME does not exist yet (nothing was ever started)."""
+        home = shlex.quote(self.home)
+        return Script(f"if [ -d {home} ]; then {shlex.join(self.pm2('jlist'))}; else echo '[]'; fi")
 
     def parse_status(self, stdout: str) -> dict[str, ProcessState]:
         """{slot: ProcessState} from `pm2 jlist` (other apps under the same PM2 are ignored)."""

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlparse
 
 
 class Handler(BaseHTTPRequestHandler):
+    disable_nagle_algorithm = True  # headers and body are two writes: avoid the 40 ms delayed-ACK stall
     def do_GET(self):
         url = urlparse(self.path)
         if url.path == "/slow":
@@ -36,5 +37,5 @@ def drain(signum, frame):
 
 
 signal.signal(signal.SIGTERM, drain)
-server.serve_forever()
+server.serve_forever(0.05)
 server.server_close()

@@ -65,7 +65,8 @@ def test_stop_is_graceful_and_a_no_op_when_absent(slot):
 
 
 def test_status_is_jlist():
-    assert render(PM2.status_command()) == f"{PREFIX} jlist"
+    assert render(PM2.status_command()) == (
+        f"if [ -d /srv/shipshape/pm2 ]; then {PREFIX} jlist; else echo '[]'; fi")
 
 
 def _proc(name, status, pid, restarts=0, release="r1"):
@@ -82,6 +83,11 @@ def _proc(name, status, pid, restarts=0, release="r1"):
 ])
 def test_parse_status(procs, expected):
     assert PM2.parse_status(json.dumps(procs)) == expected
+
+
+def test_parse_status_refuses_output_without_a_list():
+    with pytest.raises(ValueError, match="no process list"):
+        PM2.parse_status("[PM2][ERROR] Permission denied")
 
 
 def test_parse_status_skips_a_notice_before_the_json():

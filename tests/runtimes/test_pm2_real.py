@@ -1,0 +1,179 @@
+"""End to end with a real PM2 (its own PM2_HOME, as an unprivileged user): start, replace, status,
+graceful stop that drains in-flight requests, SIGKILL after kill_timeout, secrets kept off `ps` and PM2."""
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import invoke
+import pytest
+import requests
+
+from shipshape.remote import Runner
+from shipshape.runtimes import Slot
+from shipshape.runtimes.pm2 import Pm2
+
+USER = "nobody"  # any unprivileged account: the stack's app user on a real host
+SECRET = "s3cr3t-Value with=signs"
+HERE = Path(__file__).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(check, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def answers(port: int) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+class Host:
+    """A temp directory standing in for a host layout, a PM2 runtime over it, and helpers."""
+
+    def __init__(self, root: Path, kill_timeout_ms: int):
+        self.root, self.runner = root, Runner(invoke.Context(), secrets=[SECRET])
+        venv = root / "venv" / "bin"
+        venv.mkdir(parents=True)
+        (venv / "python").symlink_to("/usr/bin/python3")
+        env_file = root / "secrets.env"
+        env_file.write_text(f"# generated\nSECRET_KEY={SECRET}\nPORT=1\n")
+        shutil.chown(env_file, USER)
+        env_file.chmod(0o600)
+        self.pm2 = Pm2(app="t", user=USER, home=str(root / "pm2"), env_file=str(env_file),
+                       start_command="python slot_app.py", kill_timeout_ms=kill_timeout_ms)
+
+    def slot(self, name: str, port: int, release: str) -> Slot:
+        release_dir = self.root / "releases" / release
+        release_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(HERE / "slot_app.py", release_dir / "slot_app.py")
+        return Slot(name, port, release, str(release_dir), str(self.root / "venv"), f"sha-{release}")
+
+    def start(self, slot: Slot) -> None:
+        self.runner.run_all(self.pm2.start(slot))
+        assert wait_for(lambda: answers(slot.port)), f"slot {slot.name} never answered on {slot.port}"
+
+    def status(self):
+        return self.pm2.parse_status(self.runner.run(self.pm2.status_command()).stdout)
+
+
+@pytest.fixture
+def host(request):
+    if not shutil.which("pm2") or not shutil.which("runuser"):
+        pytest.skip("pm2 or runuser missing (scripts/install.sh installs pm2)")
+    if os.geteuid() != 0:
+        pytest.skip("running PM2 as the app user needs root (runuser)")
+    pwd.getpwnam(USER)
+    # Not pytest's tmp_path: /tmp/pytest-of-root is 0700 and the app user must reach PM2_HOME.
+    root = Path(tempfile.mkdtemp(prefix="shipshape-pm2-"))
+    root.chmod(0o755)
+    host = Host(root, getattr(request, "param", 5000))
+    yield host
+    host.runner.run(host.pm2.pm2("kill"), check=False)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_start_runs_the_release_as_the_app_user_with_its_env(host):
+    slot = host.slot("a", free_port(), "r1")
+    host.start(slot)
+    state = host.status()["a"]
+    assert (state.name, state.online, state.release) == ("t-a", True, "r1")
+    seen = requests.get(f"http://127.0.0.1:{slot.port}/", timeout=5).json()
+    assert seen == {"PORT": str(slot.port), "RELEASE_ID": "r1", "GIT_SHA": "sha-r1", "SECRET_KEY": SECRET,
+                    "DATABASE_URL": None, "cwd": slot.release_dir}
+    assert pwd.getpwuid(os.stat(f"/proc/{state.pid}").st_uid).pw_name == USER
+
+
+def test_secrets_are_not_on_the_command_line_nor_in_pm2(host):
+    host.start(host.slot("a", free_port(), "r1"))
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "slot_app.py" in ps and SECRET not in ps
+    # Around the Runner, which would mask the secret and hide a leak.
+    raw = subprocess.run(host.pm2.pm2("jlist"), capture_output=True, text=True).stdout
+    assert "t-a" in raw and SECRET not in raw
+    dumped = "".join(p.read_text(errors="replace") for p in Path(host.pm2.home).glob("*.json"))
+    assert SECRET not in dumped
+
+
+def test_start_replaces_the_slot_with_a_new_release(host):
+    port = free_port()
+    host.start(host.slot("b", port, "r1"))
+    first = host.status()["b"]
+    host.start(host.slot("b", port, "r2"))
+    second = host.status()["b"]
+    assert (second.online, second.release) == (True, "r2")
+    assert second.pid != first.pid
+    assert requests.get(f"http://127.0.0.1:{port}/", timeout=5).json()["RELEASE_ID"] == "r2"
+    assert list(host.status()) == ["b"]
+
+
+def _slow_request(port: int, seconds: float, outcome: list) -> threading.Thread:
+    def call():
+        try:
+            outcome.append(requests.get(f"http://127.0.0.1:{port}/slow?s={seconds}", timeout=30).status_code)
+        except requests.RequestException as error:
+            outcome.append(type(error).__name__)
+    thread = threading.Thread(target=call)
+    thread.start()
+    time.sleep(0.3)  # the request is in flight before the stop begins
+    return thread
+
+
+def test_stop_drains_in_flight_requests(host):
+    slot = host.slot("a", free_port(), "r1")
+    host.start(slot)
+    outcome: list = []
+    request = _slow_request(slot.port, 2, outcome)
+    started = time.monotonic()
+    host.runner.run_all(host.pm2.stop("a"))
+    took = time.monotonic() - started
+    request.join()
+    assert outcome == [200]
+    assert took >= 1.2, "stop returned before the in-flight request finished"
+    assert not host.status()["a"].online and not answers(slot.port)
+
+
+@pytest.mark.parametrize("host", [1000], indirect=True)
+def test_stop_kills_after_the_kill_timeout(host):
+    slot = host.slot("a", free_port(), "r1")
+    host.start(slot)
+    outcome: list = []
+    request = _slow_request(slot.port, 8, outcome)
+    started = time.monotonic()
+    host.runner.run_all(host.pm2.stop("a"))
+    took = time.monotonic() - started
+    request.join()
+    assert outcome != [200]
+    assert 0.8 <= took < 5, took
+
+
+def test_stop_of_an_absent_slot_is_nothing_to_do(host):
+    host.runner.run_all(host.pm2.stop("b"))
+    assert host.status() == {}
+
+
+def test_pm2_restarts_a_crashed_slot(host):
+    slot = host.slot("a", free_port(), "r1")
+    host.start(slot)
+    os.kill(host.status()["a"].pid, 9)
+    assert wait_for(lambda: host.status()["a"].restarts == 1 and answers(slot.port))
+    assert host.status()["a"].online
