@@ -16,6 +16,7 @@ from pathlib import Path
 
 MANIFEST = "RELEASE"
 REQUIREMENTS = "requirements.txt"
+OVERRIDE_FILE = "shipshape.env"
 
 
 class BuildError(Exception):
@@ -29,6 +30,7 @@ class Artifact:
     committed: str
     requirements_hash: str
     path: Path
+    env_override: bool = False  # the app dir has OVERRIDE_FILE: extra env for this release's processes
 
     @property
     def name(self) -> str:
@@ -83,7 +85,8 @@ def build(app_dir: Path, out_dir: Path, allow_dirty: bool = False) -> tuple[Arti
     if path.exists():
         return read_manifest(path), False
     manifest = {"id": ident, "sha": sha, "committed": committed,
-                "requirements_hash": hashlib.sha256(members.get(REQUIREMENTS, b"")).hexdigest()[:16]}
+                "requirements_hash": hashlib.sha256(members.get(REQUIREMENTS, b"")).hexdigest()[:16],
+                "env_override": OVERRIDE_FILE in members}
     out_dir.mkdir(parents=True, exist_ok=True)
     members[MANIFEST] = json.dumps(manifest, indent=2).encode() + b"\n"
     _write(path, members)

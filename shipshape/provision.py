@@ -57,7 +57,8 @@ REDIS_PASSWORD=$(sed -n 's/^REDIS_PASSWORD=//p' "$SECRETS")
 POSTGRES = r"""
 PG=$(ls /usr/lib/postgresql | sort -V | tail -1)
 if ! pg_lsclusters -h | awk '{print $1"/"$2}' | grep -x "$PG/shipshape" >/dev/null; then
-  pg_createcluster "$PG" shipshape -p "$DB_PORT" >/dev/null
+  # UTF-8 explicitly: over SSH the locale is often unset, which would give a SQL_ASCII cluster.
+  pg_createcluster "$PG" shipshape -p "$DB_PORT" --locale C.UTF-8 >/dev/null
   changed "PostgreSQL $PG cluster shipshape on 127.0.0.1:$DB_PORT"
 fi
 # pg_createcluster -o and pg_conftool both mis-quote an IP address here: write the line ourselves.
@@ -103,6 +104,8 @@ fi
 """
 
 PM2 = r"""
+# Each release gets a venv made by the system python (a user's pyenv python is not readable by the app user).
+/usr/bin/python3 -c 'import ensurepip' 2>/dev/null || { apt-get install -y -q python3-venv >/dev/null; changed "installed python3-venv"; }
 command -v pm2 >/dev/null || { npm install -g --silent pm2@7.0.4 >/dev/null; changed "installed PM2"; }
 if [ "$SYSTEMD" = 1 ]; then
   unit "pm2-$APP_USER" "$APP_USER" "/usr/bin/env PM2_HOME=$PM2_HOME $(command -v pm2) resurrect --no-daemon"

@@ -1,0 +1,172 @@
+"""Release tasks: build, deploy, rollback, migrate, restart, status (the flows live in shipshape/)."""
+from __future__ import annotations
+
+import signal
+import sys
+from contextlib import contextmanager
+
+from fabric import task
+
+from deploy.stackinfo import load_or_exit
+from shipshape import build as builder
+from shipshape import lock, rollback as flows
+from shipshape import release_commands as rc
+from shipshape.layout import layout_for
+from shipshape.progress import info, step
+from shipshape.release import Deploy, preflight
+from shipshape.remote import RemoteError, Runner, connect
+from shipshape.runtimes import for_stack
+from shipshape.secrets import SecretError
+from shipshape.stackfile import find_root, secrets_path
+from shipshape.target import DeployFailed, Target
+
+STACK = {"stack": "stack name: reads Pulumi.<stack>.yaml (default: local)"}
+
+
+def _sigterm(*_):
+    raise KeyboardInterrupt  # SIGTERM undoes the deploy exactly like Ctrl-C
+
+
+@contextmanager
+def failing_cleanly(task_name: str):
+    """Turn failures into one masked line on stderr and a non-zero exit (no traceback)."""
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        yield
+    except DeployFailed as error:
+        print(f"{task_name} failed at step {error.step}: {error.reason}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except lock.LockHeld as error:
+        print(f"{task_name} refused: {error}", file=sys.stderr)
+        raise SystemExit(3) from None
+    except (RemoteError, builder.BuildError, SecretError) as error:
+        print(f"{task_name} failed: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def open_target(stack_name: str, with_accounts: bool = False) -> Target:
+    settings = load_or_exit(stack_name)
+    layout = layout_for(settings)
+    runner = Runner(connect(settings.host, find_root()))
+    accounts = []
+    if with_accounts:
+        path = secrets_path(stack_name)
+        for role, account in settings.checks.accounts.items():
+            accounts.append((account.username, role, account.password.resolve(path)))
+            runner.add_secret(accounts[-1][2])
+    return Target(settings, layout, runner, for_stack(settings, layout), accounts)
+
+
+def build_artifact(settings, allow_dirty: bool, sha: str | None):
+    root = find_root()
+    out = root / ".build"
+    if sha:
+        matches = sorted(out.glob(f"{sha}*.tar.gz"))
+        if not matches:
+            raise builder.BuildError(f"no artifact for sha {sha} in {out}; run `fab build` at that commit")
+        return builder.read_manifest(matches[0])
+    artifact, built = builder.build(root / settings.app.repo, out, allow_dirty)
+    info(f"{'built' if built else 'already built (no-op)'}: .build/{artifact.name}")
+    return artifact
+
+
+@task(help={**STACK, "allow-dirty": "pack uncommitted changes too (the id then says dirty)"})
+def build(c, stack="local", allow_dirty=False):
+    """Build the app once per git sha into .build/<sha>.tar.gz (the same artifact goes to every stack).
+
+    Refuses a dirty app directory, naming the files, unless --allow-dirty.
+    Example: fab build
+    """
+    settings = load_or_exit(stack)
+    with failing_cleanly("build"), step(f"build {settings.app.repo}"):
+        build_artifact(settings, allow_dirty, None)
+
+
+@task(help={**STACK, "allow-dirty": "deploy uncommitted changes (see fab build)",
+            "sha": "deploy an artifact built earlier (prefix of its git sha) instead of HEAD"})
+def deploy(c, stack="local", allow_dirty=False, sha=None):
+    """Ship a release: lock, preflight, upload, migrate, start beside the live slot, canary, promote.
+
+    Any failure or interruption puts traffic back on the old release and exits non-zero naming the step.
+    Example: fab deploy --stack local
+    """
+    with failing_cleanly("deploy"):
+        t = open_target(stack, with_accounts=True)
+        with step("build"):
+            artifact = build_artifact(t.stack, allow_dirty, sha)
+        with lock.held(t.runner, t.layout, "deploy", stack=stack):
+            with step("preflight (state, disk, nginx -t, migrations)"):
+                state = t.read_state(artifact)
+                for note in preflight(state, artifact):
+                    info(note)
+            if state.slots.live and state.slots.slots[state.slots.live]["git_sha"] == artifact.sha \
+                    and not artifact.env_override and "dirty" not in artifact.id:
+                info(f"{artifact.sha[:12]} already serves from slot {state.slots.live}: nothing to do")
+                return
+            release_id = Deploy(t, artifact).run(state)
+        info(f"deployed {release_id} in {t.runner.count} SSH round trips")
+
+
+@task(help={**STACK, "to": "a kept release id (see fab status); default: the previous release"})
+def rollback(c, stack="local", to=None):
+    """Serve the previous release (instant when its slot is warm) or any kept release with --to.
+
+    Example: fab rollback --stack local --to 20261121120000-0123456789ab
+    """
+    with failing_cleanly("rollback"):
+        t = open_target(stack)
+        with lock.held(t.runner, t.layout, "rollback", stack=stack):
+            flows.rollback(t, t.read_state(), to)
+
+
+@task(help=STACK)
+def restart(c, stack="local"):
+    """Restart the live release with zero downtime: start it in the idle slot, readiness, flip, stop old.
+
+    Example: fab restart --stack local
+    """
+    with failing_cleanly("restart"):
+        t = open_target(stack)
+        with lock.held(t.runner, t.layout, "restart", stack=stack):
+            flows.restart(t, t.read_state())
+
+
+@task(help=STACK)
+def migrate(c, stack="local"):
+    """Run the app's migrations (alembic upgrade head) from the live release; one transaction.
+
+    Example: fab migrate --stack local
+    """
+    with failing_cleanly("migrate"):
+        t = open_target(stack)
+        with lock.held(t.runner, t.layout, "migrate", stack=stack):
+            state = t.read_state()
+            release_id = state.slots.release(state.slots.live)
+            if not release_id:
+                raise DeployFailed("migrate", "nothing is deployed yet")
+            with step(f"migrate {release_id}"):
+                command = rc.migrate_command(t.layout, t.stack, release_id,
+                                             state.releases[release_id]["requirements_hash"], False)
+                for line in t.runner.run(command).stdout.splitlines()[-5:]:
+                    info(line)
+
+
+@task(help=STACK)
+def status(c, stack="local"):
+    """Show which release serves with which weight, PM2 state per slot and the lock (one round trip).
+
+    Example: fab status --stack local
+    """
+    with failing_cleanly("status"):
+        t = open_target(stack)
+        state = t.read_state()
+        for slot, entry in state.slots.slots.items():
+            proc = state.processes.get(slot)
+            run = f"{'online' if proc and proc.online else 'stopped'}, {proc.restarts} restarts" if proc else "no process"
+            mark = "*" if slot == state.slots.live else " "
+            print(f"{mark} slot {slot} :{t.port(slot)}  weight {state.weights.get(slot, 0):>3}  "
+                  f"{entry['release'] if entry else '-':<32} {run}")
+        print(f"kept releases: {', '.join(sorted(state.releases, reverse=True)) or 'none'}")
+        print(f"lock: {lock.describe(state.lock, stack) if state.lock else 'free'}")
