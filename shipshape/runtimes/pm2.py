@@ -69,7 +69,8 @@ class Pm2:
     def pm2(self, *args: str) -> list[str]:
         """`pm2 ARGS` as the app user, with PM2_HOME and a clean environment."""
         # PM2_KILL_SIGNAL is read by the daemon when it starts: the contract's graceful stop is SIGTERM.
-        return ["runuser", "-u", self.user, "--", "env", "-i", f"HOME={self.home}", f"PATH={PATH}",
+        # -C: over SSH the cwd is root's home (0700) and node's spawn fails there with EACCES.
+        return ["runuser", "-u", self.user, "--", "env", "-i", "-C", self.home, f"HOME={self.home}", f"PATH={PATH}",
                 f"PM2_HOME={self.home}", "PM2_KILL_SIGNAL=SIGTERM", "pm2", *args]
 
     def ecosystem(self, slot: Slot) -> dict:

@@ -15,7 +15,7 @@ STACK = Stack.model_validate({"name": "t", "source": "Pulumi.t.yaml", "app": {"n
                               "host": {"app_user": "shipshape"}})
 PM2 = for_stack(STACK, Layout("/srv/shipshape"))
 SLOT = Slot("b", 8002, "20261121-abc", "/srv/shipshape/releases/20261121-abc", "/srv/shipshape/venvs/h1", "abc")
-PREFIX = ("runuser -u shipshape -- env -i HOME=/srv/shipshape/pm2 PATH=/usr/local/sbin:/usr/local/bin:"
+PREFIX = ("runuser -u shipshape -- env -i -C /srv/shipshape/pm2 HOME=/srv/shipshape/pm2 PATH=/usr/local/sbin:/usr/local/bin:"
           "/usr/sbin:/usr/bin:/sbin:/bin PM2_HOME=/srv/shipshape/pm2 PM2_KILL_SIGNAL=SIGTERM pm2")
 
 

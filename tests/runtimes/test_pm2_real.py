@@ -177,3 +177,18 @@ def test_pm2_restarts_a_crashed_slot(host):
     os.kill(host.status()["a"].pid, 9)
     assert wait_for(lambda: host.status()["a"].restarts == 1 and answers(slot.port))
     assert host.status()["a"].online
+
+
+def test_the_slot_outlives_the_ssh_session_that_started_it(host):
+    from shipshape.remote import connect
+    from shipshape.stackfile import find_root, load_stack
+
+    root = find_root()
+    subprocess.run([str(root / "scripts" / "local-host.sh")], check=True, capture_output=True, timeout=60)
+    slot = host.slot("a", free_port(), "r1")
+    connection = connect(load_stack("local").host, root)
+    Runner(connection).run_all(host.pm2.start(slot))
+    connection.close()
+    time.sleep(0.5)  # any SIGHUP from the closed session would have landed by now
+    assert wait_for(lambda: answers(slot.port))
+    assert host.status()["a"].online
