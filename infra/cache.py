@@ -19,11 +19,23 @@ class CacheArgs:
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
 
+CA_DIR = "/secrets/redis-ca"  # where the service mounts the server CA (in-transit encryption only)
+CA_FILE = "ca.pem"
+
+
 def redis_url(host: str, port: int, auth: str | None, tls: bool) -> str:
-    """redis://:AUTH@HOST:PORT/0 (rediss:// with in-transit encryption)."""
-    scheme = "rediss" if tls else "redis"
+    """redis://:AUTH@HOST:PORT/0; with in-transit encryption rediss:// verified against the mounted CA."""
     credentials = f":{auth}@" if auth else ""
-    return f"{scheme}://{credentials}{host}:{port}/0"
+    if tls:
+        return f"rediss://{credentials}{host}:{port}/0?ssl_ca_certs={CA_DIR}/{CA_FILE}"
+    return f"redis://{credentials}{host}:{port}/0"
+
+
+def _first_cert(certs) -> str:
+    if not certs:
+        return ""
+    first = certs[0]
+    return first["cert"] if isinstance(first, dict) else first.cert
 
 
 class Cache(pulumi.ComponentResource):
@@ -42,6 +54,9 @@ class Cache(pulumi.ComponentResource):
             lambda v: redis_url(v[0], v[1], v[2] if redis.auth else None, redis.transit_encryption))
         self.url_secret = ManagedSecret(f"{name}-url", "redis-url", url,
                                         opts=pulumi.ResourceOptions(parent=self))
+        self.ca_secret = (ManagedSecret(f"{name}-ca", "redis-ca", self.instance.server_ca_certs.apply(_first_cert),
+                                        opts=pulumi.ResourceOptions(parent=self))
+                          if redis.transit_encryption else None)
         self.host = self.instance.host
         self.register_outputs({"host": self.host, "port": self.instance.port,
                                "url_secret": self.url_secret.secret_id})

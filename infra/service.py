@@ -31,12 +31,23 @@ class SecretEnv:
 
 
 @dataclass(frozen=True)
+class SecretFile:
+    """A secret mounted as a file at `directory/filename` (e.g. the Redis server CA)."""
+
+    volume: str
+    secret: pulumi.Input[str]
+    directory: str
+    filename: str
+
+
+@dataclass(frozen=True)
 class ServiceArgs:
     app: App
     cloud: Cloud
     context: str  # docker build context: the app directory
     vpc_access: dict[str, Any]
     secrets: Sequence[SecretEnv] = ()
+    files: Sequence[SecretFile] = ()
     production: bool = False
     skip_push: bool = False  # build only (offline review, tests); a real `pulumi up` pushes
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
@@ -75,6 +86,9 @@ class Service(pulumi.ComponentResource):
         grants += [gcp.secretmanager.SecretIamMember(
             f"{name}-reads-{env.name.lower().replace('_', '-')}", secret_id=env.secret,
             role=SECRET_ACCESSOR, member=self.member, opts=self._child) for env in self.args.secrets]
+        grants += [gcp.secretmanager.SecretIamMember(
+            f"{name}-reads-{file.volume}", secret_id=file.secret, role=SECRET_ACCESSOR, member=self.member,
+            opts=self._child) for file in self.args.files]
         return grants
 
     def _image(self, name: str) -> pulumi.Output[str]:
@@ -102,6 +116,8 @@ class Service(pulumi.ComponentResource):
         container: dict[str, Any] = {
             "image": self.image_ref, "envs": self._envs(),
             "resources": {"limits": {"cpu": cloud.cpu, "memory": cloud.memory}}}
+        if self.args.files:
+            container["volume_mounts"] = [{"name": f.volume, "mount_path": f.directory} for f in self.args.files]
         if probes:
             container["ports"] = {"container_port": app.port}
             container["resources"].update(cpu_idle=True, startup_cpu_boost=True)
@@ -117,7 +133,7 @@ class Service(pulumi.ComponentResource):
             "service_account": self.account.email, "vpc_access": self.args.vpc_access,
             "scaling": {"min_instance_count": cloud.min_instances, "max_instance_count": cloud.max_instances},
             "max_instance_request_concurrency": 80, "timeout": "60s",
-            "containers": [self._container(probes=True)]}
+            "containers": [self._container(probes=True)], "volumes": self._volumes()}
         return gcp.cloudrunv2.Service(
             f"{name}-service", name=app.name, location=cloud.region, ingress="INGRESS_TRAFFIC_ALL",
             deletion_protection=self.args.production, template=template,
@@ -133,11 +149,15 @@ class Service(pulumi.ComponentResource):
             deletion_protection=self.args.production,
             template={"task_count": 1, "template": {
                 "service_account": self.account.email, "vpc_access": self.args.vpc_access,
-                "max_retries": 0, "timeout": "600s", "containers": [container]}},
+                "max_retries": 0, "timeout": "600s", "containers": [container], "volumes": self._volumes()}},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*grants, *self.args.depends_on],
                                         ignore_changes=["template.template.containers[0].image", "client",
                                                         "clientVersion"]
                                         if not cloud.pulumi_owns_release else []))
+
+    def _volumes(self) -> list[dict[str, Any]]:
+        return [{"name": f.volume, "secret": {"secret": f.secret, "items": [{"version": "latest", "path": f.filename}]}}
+                for f in self.args.files]
 
     def _invokers(self, name: str) -> None:
         members = (["allUsers"] if self.args.cloud.public else []) + list(self.args.cloud.invokers)

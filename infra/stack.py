@@ -18,7 +18,8 @@ from infra.database import Database, DatabaseArgs
 from infra.monitoring import Monitoring, MonitoringArgs, channel_spec
 from infra.network import Network, NetworkArgs
 from infra.secret import ManagedSecret
-from infra.service import SecretEnv, Service, ServiceArgs
+from infra.cache import CA_DIR, CA_FILE
+from infra.service import SecretEnv, SecretFile, Service, ServiceArgs
 from infra.vps import Vps, VpsArgs
 from shipshape.config import Stack, Target
 from shipshape.secrets import SecretRef
@@ -70,9 +71,10 @@ def _cloudrun(stack: Stack, inputs: ProgramInputs) -> dict[str, Any]:
                SecretEnv("REDIS_URL", cache.url_secret.secret_id),
                SecretEnv("SECRET_KEY", app_key.secret_id),
                *(SecretEnv(env, secret_id) for env, secret_id in sorted(cloud.secret_env.items()))]
+    files = [SecretFile("redis-ca", cache.ca_secret.secret_id, CA_DIR, CA_FILE)] if cache.ca_secret else []
     service = Service("app", ServiceArgs(
         app=app, cloud=cloud, context=str(inputs.root / app.repo), vpc_access=network.direct_egress(),
-        secrets=secrets, production=is_production(stack), skip_push=inputs.skip_push), opts=opts)
+        secrets=secrets, files=files, production=is_production(stack), skip_push=inputs.skip_push), opts=opts)
     if stack.monitoring.enabled:
         Monitoring("monitoring", MonitoringArgs(
             settings=stack.monitoring, project=cloud.project,

@@ -76,7 +76,7 @@ def test_review_prints_tree_settings_and_dated_costs(tmp_path, capsys):
     assert "POSTGRES_17 db-custom-2-7680 REGIONAL public-ip=no backups=yes pitr=yes deletion-protection=yes" in out
     assert "STANDARD_HA 5 GB auth=yes transit=SERVER_AUTHENTICATION" in out
     assert "ignores template.containers[0].image" in out
-    assert "prices 2026-11-21" in out and "435.90" in out
+    assert "prices 2026-11-21" in out and "435.96" in out
 
 
 def test_review_never_prints_secret_values(tmp_path, capsys):
@@ -84,7 +84,7 @@ def test_review_never_prints_secret_values(tmp_path, capsys):
     run = review.run_stack(review.load_stack("prod"), tmp_path)
     secrets = [r.state["result"] for r in run.of_type("random:index/randomPassword:RandomPassword")]
     secrets += [r.state["secretData"] for r in run.of_type("gcp:secretmanager/secretVersion:SecretVersion")]
-    assert len(secrets) == 6 and all(secret not in out for secret in secrets)
+    assert len(secrets) == 7 and all(secret not in out for secret in secrets)
 
 
 INVALID = [

@@ -74,16 +74,33 @@ def test_secrets_are_references_never_values(cloud_stack):
         assert all("value" not in e for e in envs)
 
 
+READ_SECRETS = {"dev": {"database-url", "redis-url", "sample-secret-key"},
+                "prod": {"database-url", "redis-url", "sample-secret-key", "redis-ca"}}
+
+
 def test_service_account_holds_only_the_roles_it_needs(cloud_stack):
-    _, run = cloud_stack
+    name, run = cloud_stack
     account = run.one(SERVICE).state["template"]["serviceAccount"]
     project_roles = {r.state["role"] for r in run.of_type("gcp:projects/iAMMember:IAMMember")}
     assert project_roles == set(BASE_ROLES) == {"roles/cloudsql.client"}
     readers = run.of_type("gcp:secretmanager/secretIamMember:SecretIamMember")
     assert {(r.state["secretId"], r.state["role"], r.state["member"]) for r in readers} == {
         (secret, "roles/secretmanager.secretAccessor", f"serviceAccount:{account}")
-        for secret in ("database-url", "redis-url", "sample-secret-key")}
+        for secret in READ_SECRETS[name]}
     assert account.startswith("sample-run@")
+
+
+@pytest.mark.parametrize("stack, url_start, mounts", [
+    ("dev", "redis://:", []),
+    ("prod", "rediss://:", [{"name": "redis-ca", "mountPath": "/secrets/redis-ca"}])])
+def test_redis_tls_in_prod_verifies_against_the_mounted_server_ca(stack, url_start, mounts):
+    run = shipped(stack)
+    redis = run.one("gcp:redis/instance:Instance")
+    versions = {r.name: r.state["secretData"] for r in run.of_type("gcp:secretmanager/secretVersion:SecretVersion")}
+    assert versions["cache-url-v"].startswith(url_start)
+    assert versions["cache-url-v"].endswith("?ssl_ca_certs=/secrets/redis-ca/ca.pem") is bool(mounts)
+    assert container(run).get("volumeMounts", []) == mounts
+    assert redis.state["authEnabled"] is True
 
 
 def test_release_fields_are_ignored_by_default(cloud_stack):
