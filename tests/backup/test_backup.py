@@ -137,3 +137,16 @@ def test_cron_script_runs_standalone_without_leaking_the_password(site, tmp_path
     assert proc.returncode == 0, proc.stderr
     assert password not in proc.stdout + proc.stderr
     assert len(list(Path(layout.backups).glob("*.dump"))) == 1
+
+
+def test_real_restore_is_all_or_nothing(site):
+    """Even run alone (no scratch check), a dump that breaks halfway leaves the database as it was."""
+    stack, layout, runner, server, _ = site
+    runner.run_all(backup.backup_commands(stack, layout, "good"))
+    data = (Path(layout.backups) / "good.dump").read_bytes()
+    (Path(layout.backups) / "bad.dump").write_bytes(data[: len(data) - 40])  # schema intact, data cut short
+    server.psql("DELETE FROM notes WHERE id > 42", stack.database.name)
+    _, real = backup.restore_commands(stack, layout, "bad", socket_dir=str(server.sockdir))
+    with pytest.raises(RemoteError):
+        runner.run(real)
+    assert rows(server, stack.database.name) == 42
