@@ -91,6 +91,13 @@ def settings_of(r: Registered) -> str:
     if r.type == policies.FIREWALL:
         ports = [p for a in s.get("allows", []) for p in a.get("ports", [])]
         return f"tcp {','.join(ports)} from {','.join(s.get('sourceRanges', []))}"
+    if r.type == "command:remote:Command":
+        c = s.get("connection", {})
+        return f"ssh {c.get('user')}@{c.get('host')}:{c.get('port', 22):g} runs the provisioning script " \
+               f"(sha {str((s.get('triggers') or [''])[0])[:12]})"
+    if r.type == "gcp:compute/instance:Instance":
+        image = s.get("bootDisk", {}).get("initializeParams", {}).get("image")
+        return f"{s.get('machineType')} {image} startup-script={_flag(s.get('metadata', {}).get('startup-script'))}"
     if r.type == "gcp:monitoring/alertPolicy:AlertPolicy":
         return s.get("displayName", "")
     return ""
