@@ -54,7 +54,7 @@ def _servers(stack, weights: dict[str, int]) -> str:
 def _listen(stack) -> str:
     port = stack.host.http_port
     if stack.target is Target.vps:
-        return f"listen {port};\n        listen [::]:{port};"
+        return f"listen {port};"
     return f"listen 127.0.0.1:{port};"
 
 
@@ -175,6 +175,7 @@ class TrafficStats:
     requests: int
     errors: int
     p95_ms: float
+    host_now: float = 0.0  # the host's clock when read: the next window's `since` (no clock skew)
 
     @property
     def error_rate(self) -> float:
@@ -184,17 +185,20 @@ class TrafficStats:
 def traffic_stats_command(layout: Layout, upstream_port: int, since: float) -> Command:
     """Summarise the access log for requests answered by 127.0.0.1:`upstream_port` after `since` (epoch s).
 
-    Prints one line `requests=N errors=E p95_ms=X`; an absent log counts as no traffic.
+    Prints `requests=N errors=E p95_ms=X now=HOST_EPOCH`; an absent log counts as no traffic.
     """
     log = shlex.quote(layout.access_log)
+    # Read the log backwards and stop well before `since`: cost follows the window, not the log size.
+    # The 60 s margin covers lines from two workers landing slightly out of order.
     pick = (f"awk -F'\\t' -v since={since:.3f} -v addr=127.0.0.1:{int(upstream_port)} "
-            "'$1 >= since { n = split($2, u, \", \"); if (u[n] == addr) print $4 * 1000, $3 }'")
+            "'$1 < since - 60 { exit } "
+            "$1 >= since { n = split($2, u, \", \"); if (u[n] == addr) print $4 * 1000, $3 }'")
     summary = ("awk '{ t[NR] = $1; if ($2 >= 500) e++ } END { i = int(NR * 0.95); if (i < NR * 0.95) i++; "
                "printf \"requests=%d errors=%d p95_ms=%.1f\\n\", NR, e, (NR ? t[i] : 0) }'")
-    return Script(f"if [ -f {log} ]; then {pick} {log}; fi | sort -n | {summary}")
+    return Script(f"if [ -f {log} ]; then tac {log} | {pick}; fi | sort -n | {summary}\ndate +now=%s.%N")
 
 
-STATS_LINE = re.compile(r"requests=(\d+) errors=(\d+) p95_ms=([\d.]+)")
+STATS_LINE = re.compile(r"requests=(\d+) errors=(\d+) p95_ms=([\d.]+)(?:\s+now=([\d.]+))?")
 
 
 def parse_traffic_stats(stdout: str) -> TrafficStats:
@@ -202,7 +206,8 @@ def parse_traffic_stats(stdout: str) -> TrafficStats:
     match = STATS_LINE.search(stdout)
     if not match:
         raise ValueError(f"unexpected traffic stats output: {stdout.strip()[:200]!r}")
-    return TrafficStats(int(match.group(1)), int(match.group(2)), float(match.group(3)))
+    return TrafficStats(int(match.group(1)), int(match.group(2)), float(match.group(3)),
+                        float(match.group(4) or 0.0))
 
 
 def current_weights_command(layout: Layout) -> Command:

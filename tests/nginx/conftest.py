@@ -2,7 +2,8 @@
 
     nginx_site   NginxSite: .stack, .layout, .runner, .apply(weights), .get(path), .upstreams["a"/"b"]
 
-Each upstream answers 200 with its slot name, or 500 under /fail-on-b when it is slot b.
+Each upstream answers 200 with its slot name; slot b answers 500 under /fail-on-b and takes 80 ms
+under /slow-on-b.
 """
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ class Upstream:
 
             def do_GET(self):
                 upstream.served += 1
+                if upstream.name == "b" and self.path.startswith("/slow-on-b"):
+                    time.sleep(0.08)
                 status = 500 if (upstream.name == "b" and self.path.startswith("/fail-on-b")) else 200
                 body = upstream.name.encode()
                 self.send_response(status)

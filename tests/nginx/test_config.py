@@ -50,7 +50,7 @@ def test_bad_weights_are_refused_naming_the_value(weights, message):
 def test_listen_is_loopback_only_on_the_local_target(target, listen):
     text = nginx.site_config(stack(target), LAYOUT, {"a": 100})
     assert listen in text
-    assert ("listen [::]:8080;" in text) == (target is Target.vps)
+    assert ("127.0.0.1:8080" in text) == (target is Target.local)
 
 
 @pytest.mark.parametrize("fragment", [
@@ -91,17 +91,21 @@ def test_apply_refuses_text_that_would_end_the_heredoc():
 def test_traffic_stats_command_filters_by_upstream_and_time():
     text = render(nginx.traffic_stats_command(LAYOUT, 8002, 1700000000.25))
     assert "-v since=1700000000.250 -v addr=127.0.0.1:8002" in text
-    assert "/srv/shipshape/nginx/access.log" in text
+    assert "tac /srv/shipshape/nginx/access.log | awk" in text  # newest first, so it can stop early
+    assert "$1 < since - 60 { exit }" in text
+    assert text.endswith("date +now=%s.%N")
 
 
 @pytest.mark.parametrize("stdout, expected", [
     ("requests=200 errors=10 p95_ms=12.0\n", (200, 10, 12.0, 0.05)),
     ("requests=0 errors=0 p95_ms=0.0\n", (0, 0, 0.0, 0.0)),
     ("notice\nrequests=3 errors=3 p95_ms=1.5\n", (3, 3, 1.5, 1.0)),
+    ("requests=4 errors=1 p95_ms=2.0\nnow=1700000001.500000000\n", (4, 1, 2.0, 0.25)),
 ])
 def test_parse_traffic_stats(stdout, expected):
     stats = nginx.parse_traffic_stats(stdout)
     assert (stats.requests, stats.errors, stats.p95_ms, stats.error_rate) == expected
+    assert stats.host_now == (1700000001.5 if "now=" in stdout else 0.0)
 
 
 def test_parse_traffic_stats_refuses_garbage():

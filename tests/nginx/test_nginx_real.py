@@ -92,6 +92,17 @@ def test_traffic_stats_count_each_upstreams_requests_and_errors(nginx_site):
     assert (stats["a"].requests, stats["a"].errors, stats["a"].error_rate) == (seen["a"], 0, 0.0)
     assert (stats["b"].requests, stats["b"].errors, stats["b"].error_rate) == (seen["b"], seen["b"], 1.0)
     assert 0 < stats["a"].p95_ms < 1000
+    assert abs(stats["a"].host_now - time.time()) < 5
+
+
+def test_traffic_stats_p95_is_per_upstream(nginx_site):
+    nginx_site.apply({"a": 50, "b": 50})
+    since = time.time()
+    nginx_site.served_by(40, "/slow-on-b")
+    p95 = {slot: nginx.parse_traffic_stats(nginx_site.runner.run(
+        nginx.traffic_stats_command(nginx_site.layout, port, since)).stdout).p95_ms
+        for slot, port in nginx.slot_ports(nginx_site.stack).items()}
+    assert p95["b"] >= 80 > p95["a"], p95
 
 
 def test_traffic_stats_without_a_log_are_zero(nginx_site):
