@@ -6,7 +6,7 @@ from psycopg_pool import AsyncConnectionPool
 
 # Short timeouts so a dead or unreachable database makes requests (and /readyz) fail fast, not hang.
 CONNECT_TIMEOUT_S = 2
-ACQUIRE_TIMEOUT_S = 3
+ACQUIRE_TIMEOUT_S = 2
 
 
 def make_pool(database_url: str) -> AsyncConnectionPool:
@@ -19,8 +19,9 @@ def make_pool(database_url: str) -> AsyncConnectionPool:
         timeout=ACQUIRE_TIMEOUT_S,
         # Connections broken by a database restart are detected and replaced when borrowed.
         check=AsyncConnectionPool.check_connection,
-        # Retry reconnecting for a while, then give up this attempt; the next request retries.
-        reconnect_timeout=10,
+        # Give up background reconnects soon (backoff 1 s, 2 s, ...): after that each request that
+        # finds no connection starts a fresh attempt, so recovery follows the database within seconds.
+        reconnect_timeout=3,
         kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "row_factory": dict_row,
                 "application_name": "shipshape-sample-app"},
     )
