@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from shipshape.history import Entry, to_json
 from tests.lock.fabproject import fab, project, sshd  # noqa: F401  (fixtures)
 
