@@ -18,12 +18,13 @@ import time
 TIMEOUT = 5  # a hung daemon must fail its check, not hang the whole suite
 
 
-def run(argv, env=None, unset=()):
+def run(argv, env=None, unset=(), limit=2000):
     environ = {k: v for k, v in os.environ.items() if k not in unset}
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT,
                               env={**environ, **(env or {})})
-        return {"rc": proc.returncode, "output": (proc.stdout + proc.stderr).strip()[-2000:]}
+        output = (proc.stdout + proc.stderr).strip()
+        return {"rc": proc.returncode, "output": output[-limit:] if limit else output}
     except (OSError, subprocess.TimeoutExpired) as error:
         return {"rc": 127, "output": f"{type(error).__name__}: {error}"}
 
@@ -109,7 +110,8 @@ def shell(params, name):
         except (OSError, ValueError):
             # `pm2 jlist` would spawn a fresh daemon: a check must not change the host.
             return {"rc": 1, "output": f"not running (no live pid in {guard})"}
-    return run(["sh", "-c", params["commands"][name]])
+    # Whole output: a status command's JSON (`pm2 jlist`) is only useful complete.
+    return run(["sh", "-c", params["commands"][name]], limit=None)
 
 
 def database(params, secrets):

@@ -1,0 +1,54 @@
+"""Break one property of the real deployed local stack; that check fails and the others still pass.
+
+Every break is restored in a `finally` before the assertions; the last test proves the stack is whole.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .breaks import BREAKS
+from .support import run_checks
+
+SUITE_BUDGET_S = 3.0
+
+
+def test_suite_is_fast_and_uses_one_ssh_command(local_stack):
+    baseline = local_stack.baseline
+    assert baseline.ssh_commands == 1
+    seconds = float(re.search(r" in ([\d.]+)s", baseline.output).group(1))
+    assert seconds < SUITE_BUDGET_S, f"pytest checks/ took {seconds:.2f}s"
+    assert "**PASS**" in baseline.checklist
+
+
+@pytest.mark.parametrize("brk", BREAKS, ids=lambda b: b.name)
+def test_break_fails_exactly_its_check(brk, local_stack, local_variant, tmp_path):
+    stack, layout, runner = local_stack.stack, local_stack.layout, local_stack.runner
+    facts = local_stack.facts()
+    root = local_variant(brk.config) if brk.config else None
+    broken = brk.apply(stack, layout, facts)
+    try:
+        if broken:
+            runner.run_all(broken)
+        if brk.restarts_app and brk.also == ():
+            local_stack.wait_ready()
+        run = run_checks(tmp_path, "local", root)
+    finally:
+        restore = brk.restore(stack, layout, facts)
+        if restore:
+            runner.run_all(restore)
+        if brk.restarts_app:
+            local_stack.wait_ready()
+    assert brk.fails <= run.failing(), f"expected {sorted(brk.fails)} to fail:\n{run.checklist}"
+    unexpected = {n for n in run.failing() - brk.fails if not n.startswith(brk.also)}
+    assert not unexpected, f"{brk.name} also failed {sorted(unexpected)}:\n{run.checklist}"
+    lost = {n for n in local_stack.baseline.with_outcome("passed") - run.with_outcome("passed")
+            if n not in brk.fails and not n.startswith(brk.also)}
+    assert not lost, f"{brk.name}: checks that passed before no longer pass: {sorted(lost)}"
+    assert run.returncode == 1
+
+
+def test_stack_whole_after_the_breaks(local_stack, tmp_path):
+    run = run_checks(tmp_path)
+    assert not run.failing(), run.checklist
