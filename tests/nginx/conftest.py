@@ -100,6 +100,12 @@ class NginxSite:
         return requests.get(f"http://127.0.0.1:{self.stack.host.http_port}{path}", timeout=5,
                             headers={"Connection": "close"})
 
+    def stats(self, since: float) -> dict[str, nginx.TrafficStats]:
+        """Each slot's traffic since `since`, read as the canary gate reads it."""
+        return {slot: nginx.parse_traffic_stats(self.runner.run(
+            nginx.traffic_stats_command(self.layout, port, since)).stdout)
+            for slot, port in nginx.slot_ports(self.stack).items()}
+
     def served_by(self, count: int, path: str = "/") -> dict[str, int]:
         seen = {"a": 0, "b": 0}
         for _ in range(count):

@@ -70,10 +70,15 @@ def test_bad_config_is_rejected_and_the_old_one_keeps_serving(nginx_site):
     assert nginx_site.served_by(20) == {"a": 20, "b": 0}
 
 
-def test_a_stopped_slot_costs_no_502(nginx_site):
+def test_a_stopped_slot_costs_no_502_and_retries_count_for_the_slot_that_answered(nginx_site):
     nginx_site.apply({"a": 50, "b": 50})
+    since = time.time()
     nginx_site.upstreams["a"].close()
     assert nginx_site.served_by(50) == {"a": 0, "b": 50}
+    log = Path(nginx_site.layout.access_log).read_text()
+    assert "127.0.0.1:%d, 127.0.0.1:%d" % tuple(nginx.slot_ports(nginx_site.stack).values()) in log
+    stats = nginx_site.stats(since)
+    assert (stats["a"].requests, stats["b"].requests) == (0, 50)
 
 
 def test_traffic_stats_count_each_upstreams_requests_and_errors(nginx_site):
@@ -86,9 +91,7 @@ def test_traffic_stats_count_each_upstreams_requests_and_errors(nginx_site):
         response = nginx_site.get("/fail-on-b")
         seen[response.text] += 1
         assert response.status_code == (500 if response.text == "b" else 200)
-    stats = {slot: nginx.parse_traffic_stats(nginx_site.runner.run(
-        nginx.traffic_stats_command(nginx_site.layout, port, since)).stdout)
-        for slot, port in nginx.slot_ports(nginx_site.stack).items()}
+    stats = nginx_site.stats(since)
     assert (stats["a"].requests, stats["a"].errors, stats["a"].error_rate) == (seen["a"], 0, 0.0)
     assert (stats["b"].requests, stats["b"].errors, stats["b"].error_rate) == (seen["b"], seen["b"], 1.0)
     assert 0 < stats["a"].p95_ms < 1000
@@ -99,10 +102,8 @@ def test_traffic_stats_p95_is_per_upstream(nginx_site):
     nginx_site.apply({"a": 50, "b": 50})
     since = time.time()
     nginx_site.served_by(40, "/slow-on-b")
-    p95 = {slot: nginx.parse_traffic_stats(nginx_site.runner.run(
-        nginx.traffic_stats_command(nginx_site.layout, port, since)).stdout).p95_ms
-        for slot, port in nginx.slot_ports(nginx_site.stack).items()}
-    assert p95["b"] >= 80 > p95["a"], p95
+    stats = nginx_site.stats(since)
+    assert stats["b"].p95_ms >= 80 > stats["a"].p95_ms, stats
 
 
 def test_traffic_stats_without_a_log_are_zero(nginx_site):

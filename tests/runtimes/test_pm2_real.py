@@ -126,42 +126,42 @@ def test_start_replaces_the_slot_with_a_new_release(host):
     assert list(host.status()) == ["b"]
 
 
-def _slow_request(port: int, seconds: float, outcome: list) -> threading.Thread:
+def stop_during_request(host: Host, request_seconds: float) -> tuple[list, float, int]:
+    """Start slot a, send a request taking `request_seconds`, stop the slot while it is in flight.
+
+    Returns (the request's outcome: [200] or [error name], how long the stop took, the slot's port).
+    """
+    slot = host.slot("a", free_port(), "r1")
+    host.start(slot)
+    outcome: list = []
+
     def call():
         try:
-            outcome.append(requests.get(f"http://127.0.0.1:{port}/slow?s={seconds}", timeout=30).status_code)
+            url = f"http://127.0.0.1:{slot.port}/slow?s={request_seconds}"
+            outcome.append(requests.get(url, timeout=30).status_code)
         except requests.RequestException as error:
             outcome.append(type(error).__name__)
-    thread = threading.Thread(target=call)
-    thread.start()
+
+    request = threading.Thread(target=call)
+    request.start()
     time.sleep(0.3)  # the request is in flight before the stop begins
-    return thread
+    started = time.monotonic()
+    host.runner.run_all(host.pm2.stop("a"))
+    took = time.monotonic() - started
+    request.join()
+    return outcome, took, slot.port
 
 
 def test_stop_drains_in_flight_requests(host):
-    slot = host.slot("a", free_port(), "r1")
-    host.start(slot)
-    outcome: list = []
-    request = _slow_request(slot.port, 2, outcome)
-    started = time.monotonic()
-    host.runner.run_all(host.pm2.stop("a"))
-    took = time.monotonic() - started
-    request.join()
+    outcome, took, port = stop_during_request(host, 2)
     assert outcome == [200]
     assert took >= 1.2, "stop returned before the in-flight request finished"
-    assert not host.status()["a"].online and not answers(slot.port)
+    assert not host.status()["a"].online and not answers(port)
 
 
-@pytest.mark.parametrize("host", [1000], indirect=True)
+@pytest.mark.parametrize("host", [1000], indirect=True)  # kill_timeout 1 s
 def test_stop_kills_after_the_kill_timeout(host):
-    slot = host.slot("a", free_port(), "r1")
-    host.start(slot)
-    outcome: list = []
-    request = _slow_request(slot.port, 8, outcome)
-    started = time.monotonic()
-    host.runner.run_all(host.pm2.stop("a"))
-    took = time.monotonic() - started
-    request.join()
+    outcome, took, _ = stop_during_request(host, 8)
     assert outcome != [200]
     assert 0.8 <= took < 5, took
 
