@@ -1,9 +1,14 @@
 """Alembic migrations, run for real (`alembic upgrade`) from an empty database."""
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+
 import pytest
 
-from tests.support.sample_app import alembic, migrate
+from tests.support.sample_app import APP_DIR, alembic, migrate
 
 
 @pytest.fixture
@@ -66,3 +71,36 @@ def test_accepts_sqlalchemy_form_of_database_url(postgres_server, empty_db):
 def test_heads_lists_one_head():
     out = alembic("postgresql://unused@127.0.0.1:1/unused", "heads")
     assert out.split() == ["0002_project_status", "(head)"]
+
+
+FAILING_REVISION = '''
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0003_broken"
+down_revision = "0002_project_status"
+
+
+def upgrade():
+    op.add_column("notes", sa.Column("extra", sa.Text))
+    op.execute("SELECT 1/0")
+'''
+
+
+def test_failed_migration_leaves_schema_untouched(postgres_server, empty_db, tmp_path):
+    # A copy of the app with a third revision that fails half-way, as a bad release would ship.
+    app_copy = tmp_path / "app"
+    shutil.copytree(APP_DIR, app_copy, ignore=shutil.ignore_patterns("__pycache__"))
+    (app_copy / "migrations" / "versions" / "0003_broken.py").write_text(FAILING_REVISION)
+    migrate(empty_db, "0001_initial")
+
+    proc = subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=app_copy,
+                          env={**os.environ, "DATABASE_URL": empty_db}, capture_output=True, text=True)
+
+    assert proc.returncode != 0 and "division by zero" in proc.stderr
+    db = _dbname(empty_db)
+    # One transaction for the whole upgrade: neither 0002 nor half of 0003 stuck.
+    assert postgres_server.psql("SELECT version_num FROM alembic_version", db) == "0001_initial"
+    columns = postgres_server.psql("SELECT column_name FROM information_schema.columns "
+                                   "WHERE table_name IN ('projects', 'notes')", db).split()
+    assert "status" not in columns and "extra" not in columns
