@@ -7,6 +7,7 @@ generated on the host, written once (mode 600, owned by the app user) and never 
 """
 from __future__ import annotations
 
+import re
 import shlex
 
 from shipshape import backup, nginx
@@ -50,27 +51,30 @@ if [ ! -s "$SECRETS" ]; then
     echo "REDIS_URL=redis://:$REDIS_PW@127.0.0.1:$REDIS_PORT/0"; } | put_file "$SECRETS" 600 "$APP_USER:$APP_USER"
   changed "generated $SECRETS"
 fi
+if [ "$(stat -c '%a %U' "$SECRETS")" != "600 $APP_USER" ]; then
+  chmod 600 "$SECRETS"; chown "$APP_USER:$APP_USER" "$SECRETS"; changed "secrets file back to mode 600, owner $APP_USER"
+fi
 DATABASE_PASSWORD=$(sed -n 's/^DATABASE_PASSWORD=//p' "$SECRETS")
 REDIS_PASSWORD=$(sed -n 's/^REDIS_PASSWORD=//p' "$SECRETS")
 """
 
 POSTGRES = r"""
 PG=$(ls /usr/lib/postgresql | sort -V | tail -1)
-if ! pg_lsclusters -h | awk '{print $1"/"$2}' | grep -x "$PG/shipshape" >/dev/null; then
+if ! pg_lsclusters -h | awk '{print $1"/"$2}' | grep -x "$PG/$NAME" >/dev/null; then
   # UTF-8 explicitly: over SSH the locale is often unset, which would give a SQL_ASCII cluster.
-  pg_createcluster "$PG" shipshape -p "$DB_PORT" --locale C.UTF-8 >/dev/null
-  changed "PostgreSQL $PG cluster shipshape on 127.0.0.1:$DB_PORT"
+  pg_createcluster "$PG" "$NAME" -p "$DB_PORT" --locale C.UTF-8 >/dev/null
+  changed "PostgreSQL $PG cluster $NAME on 127.0.0.1:$DB_PORT"
 fi
 # pg_createcluster -o and pg_conftool both mis-quote an IP address here: write the line ourselves.
-PG_CONF=/etc/postgresql/$PG/shipshape/postgresql.conf
+PG_CONF=/etc/postgresql/$PG/$NAME/postgresql.conf
 if ! grep -qx "listen_addresses = '127.0.0.1'" "$PG_CONF"; then
   sed -i "s/^#\?listen_addresses.*/listen_addresses = '127.0.0.1'/" "$PG_CONF"; changed "PostgreSQL listens on 127.0.0.1 only"
-  pg_ctlcluster "$PG" shipshape status >/dev/null 2>&1 && pg_ctlcluster "$PG" shipshape restart
+  pg_ctlcluster "$PG" "$NAME" status >/dev/null 2>&1 && pg_ctlcluster "$PG" "$NAME" restart
 fi
 if [ "$SYSTEMD" = 1 ]; then
-  systemctl is-active -q "postgresql@$PG-shipshape" || { systemctl enable --now -q "postgresql@$PG-shipshape"; changed "started PostgreSQL"; }
-elif ! pg_ctlcluster "$PG" shipshape status >/dev/null 2>&1; then
-  pg_ctlcluster "$PG" shipshape start; changed "started PostgreSQL"
+  systemctl is-active -q "postgresql@$PG-$NAME" || { systemctl enable --now -q "postgresql@$PG-$NAME"; changed "started PostgreSQL"; }
+elif ! pg_ctlcluster "$PG" "$NAME" status >/dev/null 2>&1; then
+  pg_ctlcluster "$PG" "$NAME" start; changed "started PostgreSQL"
 fi
 psql_q() { runuser -u postgres -- psql -p "$DB_PORT" -v ON_ERROR_STOP=1 -qtA "$@"; }
 if [ -z "$(psql_q -c "SELECT 1 FROM pg_roles WHERE rolname = '$DB_USER'")" ]; then
@@ -93,8 +97,8 @@ printf 'port %s\nbind 127.0.0.1\nprotected-mode yes\nrequirepass %s\ndir %s\npid
   "$REDIS_PORT" "$REDIS_PASSWORD" "$REDIS_DIR" "$REDIS_DIR" "$REDIS_DIR" "$([ "$SYSTEMD" = 1 ] && echo no || echo yes)" \
   | put_file "$REDIS_DIR/redis.conf" 600 redis:redis && { changed "Redis config"; REDIS_CHANGED=1; }
 if [ "$SYSTEMD" = 1 ]; then
-  unit shipshape-redis redis "$(command -v redis-server) $REDIS_DIR/redis.conf"
-  [ "$REDIS_CHANGED" = 1 ] && systemctl restart shipshape-redis
+  unit "$NAME-redis" redis "$(command -v redis-server) $REDIS_DIR/redis.conf"
+  [ "$REDIS_CHANGED" = 1 ] && systemctl restart "$NAME-redis"
 else
   if alive "$REDIS_DIR/redis.pid" && [ "$REDIS_CHANGED" = 1 ]; then
     kill "$(cat "$REDIS_DIR/redis.pid")"; while alive "$REDIS_DIR/redis.pid"; do sleep 0.1; done
@@ -129,7 +133,7 @@ CRON = r"""
 put_file "$BACKUP_SCRIPT" 700 root:root <<'SHIPSHAPE_BACKUP_SCRIPT' && changed "backup script $BACKUP_SCRIPT"
 {backup}
 SHIPSHAPE_BACKUP_SCRIPT
-[ -n "$CRON_LINE" ] && { echo "$CRON_LINE" | put_file /etc/cron.d/shipshape 644 root:root && changed "backup schedule in /etc/cron.d/shipshape"; }
+[ -n "$CRON_LINE" ] && { echo "$CRON_LINE" | put_file "/etc/cron.d/$NAME" 644 root:root && changed "backup schedule in /etc/cron.d/$NAME"; }
 if [ "$SYSTEMD" = 0 ] && command -v cron >/dev/null && ! alive /var/run/crond.pid; then cron; changed "started cron"; fi
 echo "changes: $CHANGES"
 """
@@ -138,6 +142,8 @@ echo "changes: $CHANGES"
 def variables(stack: Stack, layout: Layout) -> str:
     """The script's inputs as shell assignments (every value quoted)."""
     values = {
+        # One host can hold several roots (a test stack beside the real one): name daemons after the root.
+        "NAME": re.sub(r"[^a-z0-9_]", "_", layout.root.rstrip("/").rsplit("/", 1)[-1].lower()),
         "APP_USER": stack.host.app_user, "ROOT": layout.root, "SECRETS": layout.secrets_env,
         "DB_USER": stack.database.user, "DB_NAME": stack.database.name, "DB_PORT": stack.database.port,
         "REDIS_PORT": stack.redis.port, "PM2_HOME": layout.pm2_home, "NGINX_DIR": layout.nginx,
