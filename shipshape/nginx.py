@@ -22,6 +22,34 @@ from shipshape.remote import Command, Script
 LOG_FORMAT = r"$msec\t$upstream_addr\t$status\t$request_time\t$request_method\t$request_uri"
 HEREDOC = "SHIPSHAPE_NGINX_CONF"
 
+# The server block after `listen`: security headers on every answer, a health location, the proxy.
+SITE = """        add_header X-Content-Type-Options nosniff always;
+        add_header X-Frame-Options DENY always;
+        add_header Referrer-Policy strict-origin-when-cross-origin always;
+        add_header Content-Security-Policy "default-src 'self'; frame-ancestors 'none'" always;
+
+        location = /nginx-health {
+            access_log off;
+            default_type text/plain;
+            return 200 "ok\\n";
+        }
+
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            # A slot that refuses connections (stopped, restarting) is skipped, not answered with 502.
+            # nginx never retries non-idempotent requests (POST...) once sent: no double writes.
+            proxy_next_upstream error timeout;
+            proxy_next_upstream_tries 2;
+            proxy_connect_timeout 2s;
+            proxy_read_timeout 60s;
+        }"""
+
 
 def slot_ports(stack) -> dict[str, int]:
     """{"a": app.port, "b": app.port + 1}."""
@@ -93,32 +121,7 @@ http {{
         {_listen(stack)}
         server_name _;
 
-        add_header X-Content-Type-Options nosniff always;
-        add_header X-Frame-Options DENY always;
-        add_header Referrer-Policy strict-origin-when-cross-origin always;
-        add_header Content-Security-Policy "default-src 'self'; frame-ancestors 'none'" always;
-
-        location = /nginx-health {{
-            access_log off;
-            default_type text/plain;
-            return 200 "ok\\n";
-        }}
-
-        location / {{
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_set_header X-Real-IP $remote_addr;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            # A slot that refuses connections (stopped, restarting) is skipped, not answered with 502.
-            # nginx never retries non-idempotent requests (POST...) once sent: no double writes.
-            proxy_next_upstream error timeout;
-            proxy_next_upstream_tries 2;
-            proxy_connect_timeout 2s;
-            proxy_read_timeout 60s;
-        }}
+{SITE}
     }}
 }}
 """

@@ -70,8 +70,8 @@ class Pm2:
         """`pm2 ARGS` as the app user, with PM2_HOME and a clean environment."""
         # PM2_KILL_SIGNAL is read by the daemon when it starts: the contract's graceful stop is SIGTERM.
         # -C: over SSH the cwd is root's home (0700) and node's spawn fails there with EACCES.
-        return ["runuser", "-u", self.user, "--", "env", "-i", "-C", self.home, f"HOME={self.home}", f"PATH={PATH}",
-                f"PM2_HOME={self.home}", "PM2_KILL_SIGNAL=SIGTERM", "pm2", *args]
+        return ["runuser", "-u", self.user, "--", "env", "-i", "-C", self.home, f"HOME={self.home}",
+                f"PATH={PATH}", f"PM2_HOME={self.home}", "PM2_KILL_SIGNAL=SIGTERM", "pm2", *args]
 
     def ecosystem(self, slot: Slot) -> dict:
         """The PM2 app definition for a slot (no secrets: see the module docstring)."""
