@@ -7,9 +7,11 @@ install:
 host: install
 	scripts/local-host.sh
 
-# Set everything up and run the main job on the local stack (this machine as a VPS).
+# Set everything up and run the main job on the local stack (this machine as a VPS): provision the
+# host, then build the committed HEAD of the app and ship it (canary, promote). A dirty examples/app
+# is refused by `fab build`: commit first.
 local: host
-	.venv/bin/fab config --stack local
+	.venv/bin/fab setup --stack local && .venv/bin/fab deploy --stack local
 
 # Run the project's tests (unit, Pulumi mocks, and end-to-end against real services on loopback).
 test: host
