@@ -132,6 +132,11 @@ def _nginx(layout: Layout, *args: str) -> str:
     return shlex.join(["nginx", *args, "-p", prefix, "-e", f"{layout.nginx}/error.log"])
 
 
+def config_test_command(layout: Layout) -> Command:
+    """`nginx -t` of the live config (preflight, checks); fails with nginx's message."""
+    return Script(_nginx(layout, "-t", "-q", "-c", layout.nginx_conf))
+
+
 def apply_commands(layout: Layout, config_text: str) -> list[Command]:
     """Write, test (`nginx -t`), then atomically install and reload (or start) nginx: one round trip.
 

@@ -83,6 +83,11 @@ def test_apply_tests_the_new_file_before_moving_it_over_the_live_one():
     assert "rm -f /srv/shipshape/nginx/nginx.conf.new" in script
 
 
+def test_config_test_command():
+    assert render(nginx.config_test_command(LAYOUT)) == (
+        "nginx -t -q -c /srv/shipshape/nginx/nginx.conf -p /srv/shipshape/nginx/ -e /srv/shipshape/nginx/error.log")
+
+
 def test_apply_refuses_text_that_would_end_the_heredoc():
     with pytest.raises(ValueError, match="SHIPSHAPE_NGINX_CONF"):
         nginx.apply_commands(LAYOUT, "x\nSHIPSHAPE_NGINX_CONF\nrm -rf /\n")

@@ -66,6 +66,11 @@ def test_bad_config_is_rejected_and_the_old_one_keeps_serving(nginx_site):
     with pytest.raises(RemoteError, match='invalid value "banana"'):
         nginx_site.runner.run_all(nginx.apply_commands(nginx_site.layout, bad))
     assert Path(nginx_site.layout.nginx_conf).read_text() == live
+    nginx_site.runner.run(nginx.config_test_command(nginx_site.layout))  # the live one still passes
+    Path(nginx_site.layout.nginx_conf).write_text(bad)
+    with pytest.raises(RemoteError, match="banana"):
+        nginx_site.runner.run(nginx.config_test_command(nginx_site.layout))
+    Path(nginx_site.layout.nginx_conf).write_text(live)
     assert not Path(nginx_site.layout.nginx_conf + ".new").exists()
     assert nginx_site.served_by(20) == {"a": 20, "b": 0}
 
