@@ -46,6 +46,15 @@ def failing_cleanly(task_name: str):
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def locked_target(task_name: str, stack: str):
+    """The stack's Target with its deploy lock held, failures reported cleanly."""
+    with failing_cleanly(task_name):
+        t = open_target(stack)
+        with lock.held(t.runner, t.layout, task_name, stack=stack):
+            yield t
+
+
 def open_target(stack_name: str, with_accounts: bool = False) -> Target:
     settings = load_or_exit(stack_name)
     layout = layout_for(settings)
@@ -115,10 +124,8 @@ def rollback(c, stack="local", to=None):
 
     Example: fab rollback --stack local --to 20261121120000-0123456789ab
     """
-    with failing_cleanly("rollback"):
-        t = open_target(stack)
-        with lock.held(t.runner, t.layout, "rollback", stack=stack):
-            flows.rollback(t, t.read_state(), to)
+    with locked_target("rollback", stack) as t:
+        flows.rollback(t, t.read_state(), to)
 
 
 @task(help=STACK)
@@ -127,10 +134,8 @@ def restart(c, stack="local"):
 
     Example: fab restart --stack local
     """
-    with failing_cleanly("restart"):
-        t = open_target(stack)
-        with lock.held(t.runner, t.layout, "restart", stack=stack):
-            flows.restart(t, t.read_state())
+    with locked_target("restart", stack) as t:
+        flows.restart(t, t.read_state())
 
 
 @task(help=STACK)
@@ -139,18 +144,16 @@ def migrate(c, stack="local"):
 
     Example: fab migrate --stack local
     """
-    with failing_cleanly("migrate"):
-        t = open_target(stack)
-        with lock.held(t.runner, t.layout, "migrate", stack=stack):
-            state = t.read_state()
-            release_id = state.slots.release(state.slots.live)
-            if not release_id:
-                raise DeployFailed("migrate", "nothing is deployed yet")
-            with step(f"migrate {release_id}"):
-                command = rc.migrate_command(t.layout, t.stack, release_id,
-                                             state.releases[release_id]["requirements_hash"], False)
-                for line in t.runner.run(command).stdout.splitlines()[-5:]:
-                    info(line)
+    with locked_target("migrate", stack) as t:
+        state = t.read_state()
+        release_id = state.slots.release(state.slots.live)
+        if not release_id:
+            raise DeployFailed("migrate", "nothing is deployed yet")
+        with step(f"migrate {release_id}"):
+            command = rc.migrate_command(t.layout, t.stack, release_id,
+                                         state.releases[release_id]["requirements_hash"], False)
+            for line in t.runner.run(command).stdout.splitlines()[-5:]:
+                info(line)
 
 
 @task(help=STACK)
