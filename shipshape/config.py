@@ -62,7 +62,7 @@ class App(Model):
     repo: str = "examples/app"
     build: str = ""
     migrate: str = "alembic upgrade head"
-    start: str = "uvicorn app.main:app --host 127.0.0.1 --port $PORT"
+    start: str = "uvicorn app.main:app --host 127.0.0.1 --port $PORT --timeout-graceful-shutdown 20"
     health_path: UrlPath = "/healthz"
     readiness_path: UrlPath = "/readyz"
     version_path: UrlPath = "/version"
