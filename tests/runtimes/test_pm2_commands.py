@@ -22,7 +22,8 @@ PREFIX = ("runuser -u shipshape -- env -i -C /srv/shipshape/pm2 HOME=/srv/shipsh
 def test_for_stack_is_pm2_with_the_stack_settings():
     assert PM2 == Pm2(app="sample", user="shipshape", home="/srv/shipshape/pm2",
                       env_file="/srv/shipshape/shared/secrets.env",
-                      start_command="uvicorn app.main:app --host 127.0.0.1 --port $PORT")
+                      start_command=STACK.app.start)
+    assert "--timeout-graceful-shutdown" in STACK.app.start  # drains before PM2's kill timeout
 
 
 @pytest.mark.parametrize("start, port, args", [
