@@ -44,7 +44,8 @@ def test_ecosystem_holds_no_secret_only_its_file_path():
     assert app["interpreter"] == "none"
     assert app["cwd"] == "/srv/shipshape/releases/20261121-abc"
     assert app["args"] == ["-c", LAUNCHER, "/srv/shipshape/shared/secrets.env",
-                           "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", "8002"]
+                           "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", "8002",
+                           "--timeout-graceful-shutdown", "20"]
     assert app["env"] == {"PORT": "8002", "RELEASE_ID": "20261121-abc", "GIT_SHA": "abc"}
     assert app["kill_timeout"] == 25_000
 
