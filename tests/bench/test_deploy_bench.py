@@ -1,0 +1,112 @@
+"""Pure pieces of bench/deploy_bench.py: parsing hey and progress output, and the figures' arithmetic.
+The benchmark itself is not a test: `.venv/bin/python bench/deploy_bench.py`."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+_spec = importlib.util.spec_from_file_location(
+    "deploy_bench", Path(__file__).resolve().parents[2] / "bench" / "deploy_bench.py")
+bench = sys.modules.setdefault("deploy_bench", importlib.util.module_from_spec(_spec))
+_spec.loader.exec_module(bench)
+
+HEY_CLEAN = """
+Summary:
+  Total:\t5.0206 secs
+  Requests/sec:\t248.9793
+
+Status code distribution:
+  [200]\t1250 responses
+"""
+HEY_FAILING = """
+Summary:
+  Total:\t15.1661 secs
+
+Response time histogram:
+  0.002 [1]\t|■■■■
+
+Status code distribution:
+  [200]\t1177 responses
+  [502]\t2600 responses
+  [503]\t4 responses
+
+Error distribution:
+  [44]\tGet "http://127.0.0.1:8280/healthz": dial tcp 127.0.0.1:8280: connect: connection refused
+  [3]\tGet "http://127.0.0.1:8280/healthz": EOF
+"""
+
+
+@pytest.mark.parametrize("output, expected", [
+    (HEY_CLEAN, (1250, 0, 0, 5.0206)),
+    (HEY_FAILING, (1177, 2604, 47, 15.1661)),  # histogram "[1]" lines are not errors
+    ("", (0, 0, 0, 0.0)),
+])
+def test_parse_hey(output, expected):
+    counts = bench.parse_hey(output)
+    assert (counts.ok, counts.non_2xx, counts.conn_errors, counts.seconds) == expected
+    assert counts.failed == expected[1] + expected[2]
+
+
+def test_parse_steps_times_each_step_from_its_lines_and_keys_it_by_first_word():
+    lines = [(10.0, "==> build ..."), (10.02, " ok build (0.0s)"),
+             (10.5, "==> start r1 in slot b (readiness-gated) ..."), (10.6, "    some info"),
+             (11.8, " ok start r1 in slot b (readiness-gated) (1.3s)"),
+             (12.0, "==> promote: slots.json, history, retention ..."),
+             (12.25, " ok promote: slots.json, history, retention (0.3s)"),
+             (13.0, "==> canary ..."), (14.0, " x  canary failed after 1.0s")]
+    steps = bench.parse_steps(lines)
+    assert set(steps) == {"build", "start", "promote"}  # a failed step is not a timing
+    assert steps["start"]["s"] == pytest.approx(1.3) and steps["start"]["printed_s"] == 1.3
+    assert steps["promote"]["s"] == pytest.approx(0.25)
+    assert steps["start"]["title"] == "start r1 in slot b (readiness-gated)"
+
+
+def test_overhead_subtracts_build_migrate_readiness_and_bake_and_the_breakdown_adds_up():
+    steps = {"build": 0.1, "preflight": 0.5, "upload": 0.2, "unpack": 0.3, "backup": 0.5, "migrate": 4.0,
+             "start": 1.5, "canary": 7.5, "promote": 0.3}
+    figures = bench.deploy_overhead(wall_s=16.0, steps=steps, app_ready_s=1.0, bake_s=6.0)
+    assert figures["overhead_s"] == pytest.approx(16.0 - 0.1 - 4.0 - 1.0 - 6.0)
+    assert sum(figures["breakdown"].values()) == pytest.approx(figures["overhead_s"])
+    assert figures["breakdown"]["canary minus bake (nginx reloads, probes, stats, round trips)"] == pytest.approx(1.5)
+    assert figures["breakdown"]["outside_steps (python start-up, ssh connect, lock, unlock, exit)"] == pytest.approx(1.1)
+
+
+def _samples(*answers):
+    return [bench.Sample(sent=i * 0.1, status=status, release=release) for i, (status, release) in enumerate(answers)]
+
+
+OLD, NEW = (200, "old"), (200, "new")
+
+
+@pytest.mark.parametrize("answers, t0, expected", [
+    ((OLD, OLD, NEW, NEW), 0.05, 0.15),           # first answer from the new release at 0.2
+    ((OLD, NEW, OLD, NEW, NEW), 0.0, 0.3),        # a late old answer: not 100% until after it
+    ((OLD, NEW, (502, None), NEW), 0.0, 0.3),     # an error is not 100% either
+    ((OLD, OLD), 0.0, None),                      # never switched
+    ((NEW, NEW), 0.05, 0.0),                      # already switched: clipped at 0
+])
+def test_time_to_full(answers, t0, expected):
+    assert bench.time_to_full(_samples(*answers), "new", t0) == (pytest.approx(expected) if expected is not None else None)
+
+
+@pytest.mark.parametrize("answers, expected", [
+    ((OLD, OLD, OLD), 0.0),
+    ((OLD, (502, None), (0, None), OLD, OLD), 0.2),  # from the first failure (0.1) to the next success (0.3)
+    ((OLD, (502, None), (502, None)), 0.1),          # never recovered: up to the last sample
+])
+def test_outage(answers, expected):
+    assert bench.outage(_samples(*answers)) == pytest.approx(expected)
+
+
+def test_counts_and_canary_windows_from_fab_output():
+    output = ("    10%: 93 requests, error rate 0.0%, p95 12 ms\n    100%: 480 requests, error rate 1.5%, p95 30 ms\n"
+              "    deployed 20261121114712-47575690b96d in 13 SSH round trips\nbench: 13 SSH commands\n")
+    assert bench.round_trips_printed(output) == 13
+    assert bench.ssh_commands_counted(output) == 13
+    assert bench.canary_windows(output) == [
+        {"percent": 10, "requests": 93, "error_rate_pct": 0.0, "p95_ms": 12},
+        {"percent": 100, "requests": 480, "error_rate_pct": 1.5, "p95_ms": 30}]
+    assert bench.round_trips_printed("deploy failed at step canary") is None
