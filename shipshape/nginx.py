@@ -71,10 +71,12 @@ def check_weights(weights: dict[str, int]) -> dict[str, int]:
 
 def _servers(stack, weights: dict[str, int]) -> str:
     # nginx weights must be >= 1, so a slot at 0 is marked `down`: it gets no requests at all.
+    # max_fails=0: one refused connection on the only live slot must not take it out of the
+    # upstream for fail_timeout (10 s of "no live upstreams"); slots are readiness-gated instead.
     lines = []
     for slot, port in slot_ports(stack).items():
         weight = weights[slot]
-        state = f"weight={weight}" if weight else "down"
+        state = f"weight={weight} max_fails=0" if weight else "down"
         lines.append(f"        server 127.0.0.1:{port} {state};  # slot {slot}")
     return "\n".join(lines)
 
@@ -158,17 +160,20 @@ def apply_commands(layout: Layout, config_text: str) -> list[Command]:
 
 
 def _reload_or_start(layout: Layout, conf: str, pid: str) -> str:
-    # `nginx -s reload` only signals the master; wait (<= 2 s) until a new worker exists so the
-    # caller measures traffic under the new weights, not the old ones.
+    # `nginx -s reload` only signals the master; wait (<= 2 s) until a new worker exists AND every
+    # old worker has stopped accepting (it exited or says "shutting down"; the master tells them
+    # ~100 ms after starting new ones), so traffic measured next is under the new weights only.
     q = shlex.quote
     return (
         f"if [ -s {q(pid)} ] && kill -0 \"$(cat {q(pid)})\" 2>/dev/null; then\n"
         f"  master=$(cat {q(pid)}); old=$(pgrep -P \"$master\" | sort | tr '\\n' ' ')\n"
         f"  {_nginx(layout, '-s', 'reload', '-c', conf)}\n"
         f"  for i in $(seq 40); do\n"
-        f"    now=$(pgrep -P \"$master\" | sort | tr '\\n' ' ')\n"
-        f"    for w in $now; do case \" $old \" in *\" $w \"*) ;; *) break 2;; esac; done\n"
-        f"    sleep 0.05\n"
+        f"    now=$(pgrep -P \"$master\" | sort | tr '\\n' ' '); fresh=0; busy=0\n"
+        f"    for w in $now; do case \" $old \" in *\" $w \"*) ;; *) fresh=1;; esac; done\n"
+        f"    for w in $old; do tr '\\0' ' ' < /proc/$w/cmdline 2>/dev/null | grep -q 'worker process *$' && busy=1; done\n"
+        f"    [ $fresh = 1 ] && [ $busy = 0 ] && break\n"
+        f"    sleep 0.02\n"
         f"  done\n"
         f"else\n"
         f"  {_nginx(layout, '-c', conf)}\n"

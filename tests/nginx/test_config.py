@@ -18,10 +18,10 @@ def stack(target=Target.local, http_port=8080, port=8001) -> Stack:
 
 
 @pytest.mark.parametrize("weights, lines", [
-    ({"a": 90, "b": 10}, ["server 127.0.0.1:8001 weight=90;", "server 127.0.0.1:8002 weight=10;"]),
-    ({"a": 100, "b": 0}, ["server 127.0.0.1:8001 weight=100;", "server 127.0.0.1:8002 down;"]),
-    ({"a": 0, "b": 100}, ["server 127.0.0.1:8001 down;", "server 127.0.0.1:8002 weight=100;"]),
-    ({"b": 1}, ["server 127.0.0.1:8001 down;", "server 127.0.0.1:8002 weight=1;"]),
+    ({"a": 90, "b": 10}, ["server 127.0.0.1:8001 weight=90 max_fails=0;", "server 127.0.0.1:8002 weight=10 max_fails=0;"]),
+    ({"a": 100, "b": 0}, ["server 127.0.0.1:8001 weight=100 max_fails=0;", "server 127.0.0.1:8002 down;"]),
+    ({"a": 0, "b": 100}, ["server 127.0.0.1:8001 down;", "server 127.0.0.1:8002 weight=100 max_fails=0;"]),
+    ({"b": 1}, ["server 127.0.0.1:8001 down;", "server 127.0.0.1:8002 weight=1 max_fails=0;"]),
 ])
 def test_weights_become_upstream_servers(weights, lines):
     text = nginx.site_config(stack(), LAYOUT, weights)
