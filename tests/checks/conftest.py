@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from shipshape.facts import facts_script, parse_facts
 from shipshape.layout import layout_for
 from shipshape.remote import Runner, connect
 from shipshape.stackfile import load_stack
+from tests.e2e.conftest import local_stack  # noqa: F401  (the provisioned e2e stack; deployed below)
 from tests.support.services import free_port
 
 from .support import REPO, CheckRun, run_checks
@@ -43,13 +43,14 @@ def unused_port() -> int:
 
 
 @dataclass
-class LocalStack:
+class Deployed:
     """The deployed local stack, a Runner on it, and the all-green run every break departs from."""
 
     stack: object
     layout: object
     runner: Runner
     baseline: CheckRun
+    root: Path          # its project root (SHIPSHAPE_ROOT)
 
     def facts(self):
         return parse_facts(self.runner.run(facts_script(self.stack, self.layout)).stdout)
@@ -68,41 +69,49 @@ class LocalStack:
         raise TimeoutError(f"{url} not ready after {timeout}s")
 
 
-def _fab(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(REPO / ".venv" / "bin" / "fab"), *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=600)
+def _deploy(local_stack, patience: float = 180.0) -> None:
+    """`fab deploy`, waiting out another run's deploy lock (the e2e stack is shared by suites)."""
+    # A new commit, so the deploy is not "nothing to do": deploys also (re)create the check accounts
+    # with this session's passwords (each e2e session generates its own .secrets/local.env).
+    local_stack.commit("checks: a release for the post-deploy checks")
+    deadline = time.monotonic() + patience
+    while True:
+        done = local_stack.fab("deploy", "--stack", "local", check=False)
+        if done.returncode == 0:
+            return
+        if "locked by" not in done.stderr + done.stdout or time.monotonic() > deadline:
+            raise AssertionError(f"fab deploy failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        time.sleep(3)
 
 
 @pytest.fixture(scope="session")
-def local_stack(tmp_path_factory):
-    """The local stack deployed and passing every check; deploys it (fab setup + fab deploy) if needed."""
-    stack = load_stack("local")
-    baseline = run_checks(tmp_path_factory.mktemp("baseline"))
+def deployed_stack(local_stack, tmp_path_factory):
+    """The e2e local stack (tests/e2e: own root and ports on this host), deployed, every check passing."""
+    root = local_stack.root
+    stack = load_stack("local", root)
+    baseline = run_checks(tmp_path_factory.mktemp("baseline"), "local", root)
     if baseline.failing():
-        if "deploy" not in _fab("--list").stdout:
-            pytest.skip("`fab deploy` does not exist yet: no deployed local stack to break")
-        # --allow-dirty: other work in progress may leave the tree dirty; the checks do not care.
-        for task in (["setup"], ["deploy", "--allow-dirty"]):
-            done = _fab(*task, "--stack", "local")
-            assert done.returncode == 0, f"fab {task[0]} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
-        baseline = run_checks(tmp_path_factory.mktemp("baseline"))
+        _deploy(local_stack)
+        baseline = run_checks(tmp_path_factory.mktemp("baseline"), "local", root)
     assert not baseline.failing(), f"the deployed local stack fails checks before any break:\n{baseline.checklist}"
     runner = Runner(connect(stack.host, REPO))
-    yield LocalStack(stack, layout_for(stack), runner, baseline)
+    yield Deployed(stack, layout_for(stack), runner, baseline, root)
     runner.connection.close()
 
 
 @pytest.fixture
-def local_variant(tmp_path):
+def local_variant(tmp_path, deployed_stack):
     """Factory: a project root whose Pulumi.local.yaml overrides shipshape:checks keys (same host, keys)."""
+    source = deployed_stack.root
+
     def make(checks: dict) -> Path:
         root = tmp_path / "variant"
         root.mkdir()
-        shutil.copy(REPO / "Pulumi.yaml", root / "Pulumi.yaml")
-        document = yaml.safe_load((REPO / "Pulumi.local.yaml").read_text())
+        shutil.copy(source / "Pulumi.yaml", root / "Pulumi.yaml")
+        document = yaml.safe_load((source / "Pulumi.local.yaml").read_text())
         document["config"]["shipshape:checks"] = {**document["config"].get("shipshape:checks", {}), **checks}
         (root / "Pulumi.local.yaml").write_text(yaml.safe_dump(document))
         for shared in (".local", ".secrets"):
-            (root / shared).symlink_to(REPO / shared)
+            (root / shared).symlink_to(source / shared)
         return root
     return make

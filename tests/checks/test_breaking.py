@@ -1,4 +1,4 @@
-"""Break one property of the real deployed local stack; that check fails and the others still pass.
+"""Break one property of the real deployed local stack (the e2e one, see tests/e2e/conftest.py); that check fails and the others still pass.
 
 Every break is restored in a `finally` before the assertions; the last test proves the stack is whole.
 """
@@ -14,8 +14,8 @@ from .support import run_checks
 SUITE_BUDGET_S = 3.0
 
 
-def test_suite_is_fast_and_uses_one_ssh_command(local_stack):
-    baseline = local_stack.baseline
+def test_suite_is_fast_and_uses_one_ssh_command(deployed_stack):
+    baseline = deployed_stack.baseline
     assert baseline.ssh_commands == 1
     seconds = float(re.search(r" in ([\d.]+)s", baseline.output).group(1))
     assert seconds < SUITE_BUDGET_S, f"pytest checks/ took {seconds:.2f}s"
@@ -23,32 +23,32 @@ def test_suite_is_fast_and_uses_one_ssh_command(local_stack):
 
 
 @pytest.mark.parametrize("brk", BREAKS, ids=lambda b: b.name)
-def test_break_fails_exactly_its_check(brk, local_stack, local_variant, tmp_path):
-    stack, layout, runner = local_stack.stack, local_stack.layout, local_stack.runner
-    facts = local_stack.facts()
+def test_break_fails_exactly_its_check(brk, deployed_stack, local_variant, tmp_path):
+    stack, layout, runner = deployed_stack.stack, deployed_stack.layout, deployed_stack.runner
+    facts = deployed_stack.facts()
     root = local_variant(brk.config) if brk.config else None
     broken = brk.apply(stack, layout, facts)
     try:
         if broken:
             runner.run_all(broken)
         if brk.restarts_app and brk.also == ():
-            local_stack.wait_ready()
-        run = run_checks(tmp_path, "local", root)
+            deployed_stack.wait_ready()
+        run = run_checks(tmp_path, "local", root or deployed_stack.root)
     finally:
         restore = brk.restore(stack, layout, facts)
         if restore:
             runner.run_all(restore)
         if brk.restarts_app:
-            local_stack.wait_ready()
+            deployed_stack.wait_ready()
     assert brk.fails <= run.failing(), f"expected {sorted(brk.fails)} to fail:\n{run.checklist}"
     unexpected = {n for n in run.failing() - brk.fails if not n.startswith(brk.also)}
     assert not unexpected, f"{brk.name} also failed {sorted(unexpected)}:\n{run.checklist}"
-    lost = {n for n in local_stack.baseline.with_outcome("passed") - run.with_outcome("passed")
+    lost = {n for n in deployed_stack.baseline.with_outcome("passed") - run.with_outcome("passed")
             if n not in brk.fails and not n.startswith(brk.also)}
     assert not lost, f"{brk.name}: checks that passed before no longer pass: {sorted(lost)}"
     assert run.returncode == 1
 
 
-def test_stack_whole_after_the_breaks(local_stack, tmp_path):
-    run = run_checks(tmp_path)
+def test_stack_whole_after_the_breaks(deployed_stack, tmp_path):
+    run = run_checks(tmp_path, "local", deployed_stack.root)
     assert not run.failing(), run.checklist
