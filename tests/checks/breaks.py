@@ -78,6 +78,18 @@ def _refuse_viewer(stack, layout, facts) -> list:
     return [*_aside(api), ["sed", "-i", GUARD, api], *_pm2(stack, layout, "restart", facts)]
 
 
+OPEN_DOOR = ("\n_guarded_reports = reports\n\n\nasync def reports(request):  # checks break: anonymous let in\n"
+             "    response = await _guarded_reports(request)\n"
+             "    return JSONResponse({'report': 'open'}) if response.status_code == 401 else response\n")
+
+
+def _let_anonymous_in(stack, layout, facts) -> list:
+    """A release whose /api/reports answers anonymous requests 200 (signed-in roles unchanged)."""
+    api = f"{_release_dir(layout, facts)}/app/api.py"
+    return [*_aside(api), Script(f"printf %s {shlex.quote(OPEN_DOOR)} >> {shlex.quote(api)}"),
+            *_pm2(stack, layout, "restart", facts)]
+
+
 def _age_backups(layout) -> Script:
     return Script(f"cd {shlex.quote(layout.backups)} && for f in *.dump; do touch -r \"$f\" \"$f.checks-aside\"; "
                   "touch -d '30 hours ago' \"$f\"; done")
@@ -117,6 +129,9 @@ BREAKS = [
     Break("module-refuses-viewer", _refuse_viewer,
           lambda s, l, f: [*_back(f"{_release_dir(l, f)}/app/api.py"), *_pm2(s, l, "restart", f)],
           frozenset({"test_access::test_module_open_to_role[viewer-/api/reports]"}), restarts_app=True),
+    Break("module-lets-anonymous-in", _let_anonymous_in,
+          lambda s, l, f: [*_back(f"{_release_dir(l, f)}/app/api.py"), *_pm2(s, l, "restart", f)],
+          frozenset({"test_access::test_module_refuses_anonymous[/api/reports]"}), restarts_app=True),
     Break("serving-slot-stopped", lambda s, l, f: _pm2(s, l, "stop", f),
           lambda s, l, f: _pm2(s, l, "restart", f),
           frozenset({"test_app_host::test_app_processes_online", "test_app_host::test_serving_port_loopback_only"}),
