@@ -11,6 +11,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Callable
 
+from shipshape.provision import provision_script
 from shipshape.remote import Script
 from shipshape.runtimes.pm2 import Pm2
 
@@ -90,6 +91,16 @@ def _let_anonymous_in(stack, layout, facts) -> list:
             *_pm2(stack, layout, "restart", facts)]
 
 
+def _stop_postgres(stack, layout, facts) -> list:
+    return [Script(f"pg_lsclusters -h | awk '$3 == {stack.database.port} {{print $1, $2}}' | "
+                   "xargs -r sh -c 'pg_ctlcluster \"$0\" \"$1\" stop -m fast'")]
+
+
+def _setup_again(stack, layout, facts) -> list:
+    """`fab setup`'s own script starts whatever daemon is down (and changes nothing else)."""
+    return [Script(provision_script(stack, layout))]
+
+
 def _age_backups(layout) -> Script:
     return Script(f"cd {shlex.quote(layout.backups)} && for f in *.dump; do touch -r \"$f\" \"$f.checks-aside\"; "
                   "touch -d '30 hours ago' \"$f\"; done")
@@ -132,6 +143,11 @@ BREAKS = [
     Break("module-lets-anonymous-in", _let_anonymous_in,
           lambda s, l, f: [*_back(f"{_release_dir(l, f)}/app/api.py"), *_pm2(s, l, "restart", f)],
           frozenset({"test_access::test_module_refuses_anonymous[/api/reports]"}), restarts_app=True),
+    Break("redis-stopped", lambda s, l, f: [Script(_redis(s, l, "SHUTDOWN NOSAVE").text + " || true")],
+          _setup_again, frozenset({"test_data::test_redis_answers"}),
+          also=(*HTTP, "test_data::test_redis_"), restarts_app=True),
+    Break("postgres-stopped", _stop_postgres, _setup_again, frozenset({"test_data::test_postgres_answers"}),
+          also=(*HTTP, "test_data::test_postgres_", "test_data::test_migrations_at_head"), restarts_app=True),
     Break("serving-slot-stopped", lambda s, l, f: _pm2(s, l, "stop", f),
           lambda s, l, f: _pm2(s, l, "restart", f),
           frozenset({"test_app_host::test_app_processes_online", "test_app_host::test_serving_port_loopback_only"}),
