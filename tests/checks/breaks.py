@@ -154,6 +154,8 @@ BREAKS = [
           also=HTTP, restarts_app=True),
     Break("disk-floor-above-free", lambda s, l, f: [], lambda s, l, f: [],
           frozenset({"test_host::test_disk_headroom"}), config={"disk_free_min_ratio": 0.999}),
+    Break("latency-bound-below-actual", lambda s, l, f: [], lambda s, l, f: [],
+          frozenset({"test_http::test_latency"}), config={"max_latency_ms": 1}),
     Break("memory-floor-above-free", lambda s, l, f: [], lambda s, l, f: [],
           frozenset({"test_host::test_memory_headroom"}), config={"memory_free_min_ratio": 0.999}),
 ]
