@@ -65,10 +65,9 @@ def state_command(stack, layout: Layout, runtime, artifact_sha: str | None = Non
         "releases": Script(f"cd {q(layout.releases)} 2>/dev/null && for r in *; do [ -f \"$r/RELEASE\" ] && "
                            "echo \"$r $(tr -d '\\n' < \"$r/RELEASE\")\"; done"),
         "disk_kb": Script(f"df -Pk {q(layout.root)} | awk 'NR == 2 {{ print $4 }}'"),
-        "nginx_test": Script(f"nginx -t -q -c {q(layout.nginx_conf)} -p {q(layout.nginx + '/')} "
-                             f"-e {q(layout.nginx + '/error.log')} && echo ok"),
+        "nginx_test": Script(render(nginx.config_test_command(layout)) + " && echo ok"),
         "weights": nginx.current_weights_command(layout),
-        "processes": Script("cd / && " + render(runtime.status_command())),
+        "processes": runtime.status_command(),
         "lock": lock.read_command(layout),
         # Read only so the Runner can mask these values in everything it prints or raises.
         "secrets": Script(f"sed -n 's/^[A-Z_]*=//p' {q(layout.secrets_env)}"),

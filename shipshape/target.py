@@ -14,7 +14,7 @@ from shipshape import history, nginx, notify
 from shipshape import release_commands as rc
 from shipshape.hoststate import HostState, Slots, parse_state, state_command, venv_dir, write_slots_command
 from shipshape.layout import SLOTS, Layout
-from shipshape.remote import Runner, Script
+from shipshape.remote import Runner
 from shipshape.runtimes import Slot
 
 
@@ -65,12 +65,11 @@ class Target:
         runtime = self.runtime
         if manifest.get("env_override") and hasattr(runtime, "env_file"):
             runtime = replace(runtime, env_file=f"{slot.release_dir}/{rc.RELEASE_ENV}")
-        # cd /: PM2 spawns node from the working directory, which must be one the app user may enter.
-        return [Script("cd /"), *runtime.start(slot),
+        return [*runtime.start(slot),
                 rc.readiness_command(slot.port, self.stack.app.readiness_path, self.stack.canary.readiness_timeout)]
 
     def stop(self, slot: str) -> list:
-        return [Script("cd /"), *self.runtime.stop(slot)]
+        return list(self.runtime.stop(slot))
 
     def slot_entry(self, slot: Slot) -> dict:
         return {"release": slot.release_id, "git_sha": slot.git_sha, "port": slot.port, "started": time.time()}
