@@ -4,21 +4,16 @@ Every break is restored in a `finally` before the assertions; the last test prov
 """
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from .breaks import BREAKS
 from .support import run_checks
 
-SUITE_BUDGET_S = 3.0
 
-
-def test_suite_is_fast_and_uses_one_ssh_command(deployed_stack):
+def test_suite_uses_one_ssh_command(deployed_stack):
+    # Its wall time (target < 3 s) is measured by bench/checks_bench.py, not asserted here.
     baseline = deployed_stack.baseline
     assert baseline.ssh_commands == 1
-    seconds = float(re.search(r" in ([\d.]+)s", baseline.output).group(1))
-    assert seconds < SUITE_BUDGET_S, f"pytest checks/ took {seconds:.2f}s"
     assert "**PASS**" in baseline.checklist
 
 

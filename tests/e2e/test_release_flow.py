@@ -95,12 +95,9 @@ def test_second_version_canary_without_errors_then_rollback(local_stack):
     assert "10%:" in out.stderr and "50%:" in out.stderr
     assert all(status == 200 for status, _ in load.results), {s for s, _ in load.results}
     assert load.shas() == {v1, v2}  # both served during the canary, nothing else
-    started = time.monotonic()
     rolled = local_stack.fab("rollback")
     assert served_sha() == v1
     assert "not warm" not in rolled.stderr  # the old slot was warm: a weight flip only
-    local_stack.rollback_s = time.monotonic() - started
-    assert local_stack.rollback_s < 5
     v2_release = next(e["release"] for e in reversed(history()) if e["git_sha"] == v2)
     local_stack.fab("rollback", "--to", v2_release)
     assert served_sha() == v2
