@@ -89,6 +89,22 @@ class Host(Model):
     http_port: Port = 80
 
 
+AbsPath = Annotated[str, Field(pattern=r"^/[A-Za-z0-9_.@+/-]+$")]
+
+
+class Tls(Model):
+    """HTTPS at nginx (vps and local targets): certificate files already on the host, e.g. certbot's.
+
+    nginx then serves the site on `https_port` and answers plain HTTP with a redirect (except ACME
+    http-01 challenges, served from the layout's acme webroot so `certbot --webroot` can renew).
+    """
+
+    certificate: AbsPath   # e.g. /etc/letsencrypt/live/example.com/fullchain.pem
+    key: AbsPath           # e.g. /etc/letsencrypt/live/example.com/privkey.pem
+    https_port: Port = 443
+    hsts_max_age: Annotated[int, Field(ge=0, le=63072000)] = 31536000
+
+
 class Canary(Model):
     steps: tuple[Percent, ...] = (10, 50, 100)
     interval: Seconds = 5.0
@@ -199,8 +215,13 @@ class Checks(Model):
     disk_free_min_ratio: Ratio = 0.10
     memory_free_min_ratio: Ratio = 0.10
     backup_max_age_hours: Annotated[float, Field(gt=0, le=720)] = 26.0
-    tls: bool = False
+    # TLS checks (redirect, certificate) run when this is true; unset, they run when shipshape:tls is
+    # set or base_url is https://.
+    tls: bool | None = None
     base_url: str | None = None
+    # A CA bundle (path on the machine running the checks, relative to the project root) to verify
+    # the site's certificate with, for a private CA; unset, the system's trusted CAs.
+    ca_file: str | None = None
 
 
 GCP_REGION = re.compile(r"^[a-z]+-[a-z]+\d$")
@@ -276,10 +297,21 @@ class Stack(Model):
     retention: Retention = Retention()
     checks: Checks = Checks()
     gcp: Cloud = Cloud()
+    tls: Tls | None = None
 
     @property
     def is_cloud(self) -> bool:
         return self.target is Target.cloudrun
+
+    @model_validator(mode="after")
+    def _tls_on_a_host(self) -> "Stack":
+        if self.tls and self.is_cloud:
+            raise ValueError("shipshape:tls: configures nginx on a host, but shipshape:target is cloudrun "
+                             "(Cloud Run serves HTTPS itself): remove shipshape:tls")
+        if self.tls and self.tls.https_port == self.host.http_port:
+            raise ValueError(f"shipshape:tls.https_port = {self.tls.https_port}: is also shipshape:host.http_port; "
+                             "expected another port")
+        return self
 
 
 SECTIONS = tuple(name for name in Stack.model_fields if name not in ("name", "source"))

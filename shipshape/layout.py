@@ -7,6 +7,7 @@
     {root}/backups/<id>.dump       pg_dump -Fc archives
     {root}/state/                  slots.json (which release runs in which slot, weights), lock, history.jsonl
     {root}/nginx/                  nginx.conf (generated), access.log, pid
+    {root}/acme/                   certbot's webroot for ACME http-01 challenges (shipshape:tls)
     {root}/logs/                   app and daemon logs
     {root}/pm2/                    PM2_HOME for the app user
 """
@@ -77,6 +78,14 @@ class Layout:
     @property
     def nginx_conf(self) -> str:
         return self._join("nginx", "nginx.conf")
+
+    @property
+    def acme_webroot(self) -> str:
+        """Served at /.well-known/acme-challenge/ over plain HTTP: `certbot certonly --webroot -w` this.
+
+        Not under nginx/: that is the app user's (750) and nginx's workers (nobody) must read this.
+        """
+        return self._join("acme")
 
     @property
     def access_log(self) -> str:

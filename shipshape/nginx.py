@@ -22,19 +22,19 @@ from shipshape.remote import Command, Script
 LOG_FORMAT = r"$msec\t$upstream_addr\t$status\t$request_time\t$request_method\t$request_uri"
 HEREDOC = "SHIPSHAPE_NGINX_CONF"
 
-# The server block after `listen`: security headers on every answer, a health location, the proxy.
-SITE = """        add_header X-Content-Type-Options nosniff always;
+# A site's server block after `listen`: security headers on every answer, a health location, the proxy.
+HEADERS = """        add_header X-Content-Type-Options nosniff always;
         add_header X-Frame-Options DENY always;
         add_header Referrer-Policy strict-origin-when-cross-origin always;
-        add_header Content-Security-Policy "default-src 'self'; frame-ancestors 'none'" always;
+        add_header Content-Security-Policy "default-src 'self'; frame-ancestors 'none'" always;"""
 
-        location = /nginx-health {
+HEALTH = """        location = /nginx-health {
             access_log off;
             default_type text/plain;
             return 200 "ok\\n";
-        }
+        }"""
 
-        location / {
+PROXY = """        location / {
             proxy_pass http://app;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
@@ -49,6 +49,8 @@ SITE = """        add_header X-Content-Type-Options nosniff always;
             proxy_connect_timeout 2s;
             proxy_read_timeout 60s;
         }"""
+
+SITE = f"{HEADERS}\n\n{HEALTH}\n\n{PROXY}"
 
 
 def slot_ports(stack) -> dict[str, int]:
@@ -81,11 +83,49 @@ def _servers(stack, weights: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
-def _listen(stack) -> str:
-    port = stack.host.http_port
+def _listen(stack, port: int, ssl: bool = False) -> str:
+    suffix = " ssl" if ssl else ""
     if stack.target is Target.vps:
-        return f"listen {port};"
-    return f"listen 127.0.0.1:{port};"
+        return f"listen {port}{suffix};"
+    return f"listen 127.0.0.1:{port}{suffix};"
+
+
+def _servers_blocks(stack, layout: Layout) -> str:
+    """One plain-HTTP server; with shipshape:tls, an HTTPS one and a plain one that redirects to it."""
+    tls = stack.tls
+    if not tls:
+        return f"""    server {{
+        {_listen(stack, stack.host.http_port)}
+        server_name _;
+
+{SITE}
+    }}"""
+    port = "" if tls.https_port == 443 else f":{tls.https_port}"
+    return f"""    server {{
+        {_listen(stack, stack.host.http_port)}
+        server_name _;
+
+        # certbot --webroot renewals answer ACME http-01 challenges over plain HTTP.
+        location /.well-known/acme-challenge/ {{
+            root {layout.acme_webroot};
+        }}
+{HEALTH}
+        location / {{
+            return 308 https://$host{port}$request_uri;
+        }}
+    }}
+
+    server {{
+        {_listen(stack, tls.https_port, ssl=True)}
+        server_name _;
+        ssl_certificate {tls.certificate};
+        ssl_certificate_key {tls.key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:shipshape_tls:1m;
+        # Beside the other add_header lines: nginx inherits none of a level's add_headers once it has one.
+        add_header Strict-Transport-Security "max-age={tls.hsts_max_age}" always;
+{SITE}
+    }}"""
 
 
 def site_config(stack, layout: Layout, weights: dict[str, int]) -> str:
@@ -119,12 +159,7 @@ http {{
         keepalive 16;
     }}
 
-    server {{
-        {_listen(stack)}
-        server_name _;
-
-{SITE}
-    }}
+{_servers_blocks(stack, layout)}
 }}
 """
 
@@ -151,6 +186,7 @@ def apply_commands(layout: Layout, config_text: str) -> list[Command]:
     q = shlex.quote
     return [
         ["mkdir", "-p", f"{layout.nginx}/tmp"],
+        ["install", "-d", "-m", "755", layout.acme_webroot],  # readable by nginx's workers (nobody)
         Script(f"cat > {q(new)} <<'{HEREDOC}'\n{config_text.rstrip()}\n{HEREDOC}"),
         Script(f"if ! out=$({_nginx(layout, '-t', '-q', '-c', new)} 2>&1); then\n"
                f"  rm -f {q(new)}; echo \"$out\" >&2; exit 1\nfi"),
@@ -239,9 +275,14 @@ def parse_current_weights(stdout: str, stack) -> dict[str, int]:
     lines = stdout.splitlines()
     if not lines or lines[0].strip() != "running":
         return {}
+    return weights_in_config(stdout, stack)
+
+
+def weights_in_config(text: str, stack) -> dict[str, int]:
+    """The slot weights a config's upstream gives ({} for no shipshape upstream)."""
     by_port = {port: slot for slot, port in slot_ports(stack).items()}
     weights = {}
-    for match in SERVER_LINE.finditer(stdout):
+    for match in SERVER_LINE.finditer(text):
         slot = by_port.get(int(match.group(1)))
         if slot:
             weights[slot] = int(match.group(2)) if match.group(2) else 0

@@ -89,6 +89,8 @@ def parse_stack(document: Any, stack: str, source: str) -> Stack:
 
 def _describe(source: str, error: dict) -> str:
     location = error["loc"]
+    if not location:  # a check across sections (Stack's own validators): its message names the keys
+        return f"{source}: {error['msg'].removeprefix('Value error, ')}"
     key = _key_path(location)
     secret = any(word in str(part) for part in location for word in SECRET_WORDS)
     value = MASK if secret else error.get("input")

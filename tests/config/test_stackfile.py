@@ -44,6 +44,13 @@ INVALID = [
     ({"shipshape:database": {"tier": "db-huge"}}, "shipshape:database.tier", "db-huge"),
     ({"shipshape:notifications": {"webhook": {"secure": "v1:AAAA"}}}, "shipshape:notifications.webhook",
      "cannot decrypt"),
+    ({"shipshape:tls": {"certificate": "/etc/ssl/site.pem"}}, "shipshape:tls.key", "missing"),
+    ({"shipshape:tls": {"certificate": "site.pem", "key": "/k.pem"}}, "shipshape:tls.certificate", "'site.pem'"),
+    ({"shipshape:target": "cloudrun", "shipshape:tls": {"certificate": "/c.pem", "key": "/k.pem"}},
+     "shipshape:tls", "Cloud Run serves HTTPS itself"),
+    ({"shipshape:host": {"http_port": 8443}, "shipshape:tls": {"certificate": "/c.pem", "key": "/k.pem",
+                                                              "https_port": 8443}},
+     "shipshape:tls.https_port = 8443", "also shipshape:host.http_port"),
 ]
 
 

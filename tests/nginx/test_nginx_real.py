@@ -7,9 +7,14 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from shipshape import nginx
+from shipshape.config import Stack
 from shipshape.remote import RemoteError
+from tests.support.tls import TestCA
+
+from .conftest import free_port
 
 
 @pytest.mark.parametrize("weights, low, high", [
@@ -125,3 +130,55 @@ def test_security_headers_and_health(nginx_site):
     for header in ("X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy", "Content-Security-Policy"):
         assert header in proxied.headers
     assert "Server" not in proxied.headers or proxied.headers["Server"] == "nginx"
+
+
+@pytest.fixture
+def tls_site(nginx_site, tmp_path):
+    """nginx_site with shipshape:tls: a certificate for 127.0.0.1 from a throwaway CA, HTTPS on a free port."""
+    ca = TestCA(tmp_path / "ca")
+    certificate, key = ca.issue(tmp_path / "live")
+    config = nginx_site.stack.model_dump(exclude={"name", "source"}, mode="json")
+    config["tls"] = {"certificate": str(certificate), "key": str(key), "https_port": free_port()}
+    nginx_site.stack = Stack.model_validate({"name": "test", "source": "Pulumi.test.yaml", **config})
+    nginx_site.apply({"a": 100, "b": 0})
+    return nginx_site, ca
+
+
+def test_tls_serves_https_and_redirects_plain_http(tls_site):
+    site, ca = tls_site
+    https_port = site.stack.tls.https_port
+    plain = requests.get(f"http://127.0.0.1:{site.stack.host.http_port}/notes?x=1", allow_redirects=False, timeout=5)
+    assert plain.status_code == 308
+    assert plain.headers["Location"] == f"https://127.0.0.1:{https_port}/notes?x=1"
+    secure = requests.get(f"https://127.0.0.1:{https_port}/", verify=str(ca.pem), timeout=5)
+    assert (secure.status_code, secure.text) == (200, "a")
+    assert secure.headers["Strict-Transport-Security"] == "max-age=31536000"
+    assert secure.headers["X-Frame-Options"] == "DENY"  # HSTS did not hide the site's other headers
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(f"https://127.0.0.1:{https_port}/", timeout=5)  # untrusted without the CA
+
+
+def test_tls_still_answers_acme_challenges_and_health_over_plain_http(tls_site):
+    site, _ = tls_site
+    for directory in (Path(site.layout.root), *Path(site.layout.root).parents[:2]):
+        directory.chmod(directory.stat().st_mode | 0o005)  # pytest's tmp dirs are 700; workers run as nobody
+    challenge = Path(site.layout.acme_webroot) / ".well-known" / "acme-challenge"
+    challenge.mkdir(parents=True)
+    (challenge / "token123").write_text("token123.thumbprint")
+    base = f"http://127.0.0.1:{site.stack.host.http_port}"
+    answer = requests.get(f"{base}/.well-known/acme-challenge/token123", allow_redirects=False, timeout=5)
+    assert (answer.status_code, answer.text) == (200, "token123.thumbprint")
+    assert requests.get(f"{base}/nginx-health", allow_redirects=False, timeout=5).status_code == 200
+
+
+def test_tls_with_a_missing_certificate_never_lands(tls_site):
+    site, ca = tls_site
+    config = site.stack.model_dump(exclude={"name", "source"}, mode="json")
+    config["tls"]["certificate"] = "/nonexistent/fullchain.pem"
+    broken = Stack.model_validate({"name": "test", "source": "Pulumi.test.yaml", **config})
+    before = Path(site.layout.nginx_conf).read_text()
+    with pytest.raises(RemoteError, match="fullchain.pem"):
+        site.runner.run_all(nginx.apply_commands(site.layout, nginx.site_config(broken, site.layout, {"a": 100})))
+    assert Path(site.layout.nginx_conf).read_text() == before
+    assert requests.get(f"https://127.0.0.1:{site.stack.tls.https_port}/", verify=str(ca.pem),
+                        timeout=5).status_code == 200
