@@ -1,11 +1,13 @@
 """HTTP fixtures: the site's base URL, an anonymous session, and one signed-in session per role."""
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 import requests
 
 from shipshape.secrets import SecretError
-from shipshape.stackfile import secrets_path
+from shipshape.stackfile import find_root, secrets_path
 
 TIMEOUT = 5.0
 
@@ -17,9 +19,36 @@ def base_url_for(stack) -> str:
     if stack.is_cloud:
         raise pytest.UsageError(f"{stack.source}: shipshape:checks.base_url is required for a Cloud Run "
                                 "stack: set it to the service URL")
-    if stack.checks.tls:
-        return f"https://{stack.host.address}"
+    if stack.tls:
+        port = "" if stack.tls.https_port == 443 else f":{stack.tls.https_port}"
+        return f"https://{stack.host.address}{port}"
     return f"http://{stack.host.address}:{stack.host.http_port}"
+
+
+def tls_applies(stack) -> bool:
+    """shipshape:checks.tls if set; else whether the site is served over HTTPS."""
+    if stack.checks.tls is not None:
+        return stack.checks.tls
+    return base_url_for(stack).startswith("https://")
+
+
+def plain_url_for(stack) -> str:
+    """The site over plain HTTP: the host's http_port on a host, port 80 otherwise."""
+    hostname = urlsplit(base_url_for(stack)).hostname
+    if stack.is_cloud or stack.host.http_port == 80:
+        return f"http://{hostname}"
+    return f"http://{hostname}:{stack.host.http_port}"
+
+
+def ca_bundle(stack) -> str | bool:
+    """What requests verifies certificates with: shipshape:checks.ca_file (a private CA) or the system's."""
+    if not stack.checks.ca_file:
+        return True
+    path = find_root() / stack.checks.ca_file
+    if not path.is_file():
+        raise pytest.UsageError(f"{stack.source}: shipshape:checks.ca_file = {stack.checks.ca_file!r}: "
+                                f"no such file {path}")
+    return str(path)
 
 
 @pytest.fixture(scope="session")
@@ -28,18 +57,25 @@ def base_url(stack) -> str:
 
 
 @pytest.fixture(scope="session")
-def http():
+def verify(stack) -> str | bool:
+    return ca_bundle(stack)
+
+
+@pytest.fixture(scope="session")
+def http(verify):
     """An anonymous keep-alive session (no redirects followed unless asked)."""
     with requests.Session() as session:
+        session.verify = verify
         yield session
 
 
 @pytest.fixture(scope="session")
-def logins(stack, base_url, secrets):
+def logins(stack, base_url, secrets, verify):
     """Sign in once per check account: role -> (response or error text, session)."""
     sessions, results = [], {}
     for role, account in stack.checks.accounts.items():
         session = requests.Session()
+        session.verify = verify
         sessions.append(session)
         results[role] = (_login(stack, base_url, session, account, secrets), session)
     yield results

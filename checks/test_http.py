@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from checks.fixtures_http import plain_url_for, tls_applies
+
 ORDER = 1
 AREA = "HTTP"
 TIMEOUT = 5.0
@@ -59,7 +61,7 @@ def test_version_is_serving_release(http, base_url, stack, check, request):
 
 def test_security_headers(http, base_url, stack, check):
     """Security headers are set on the front page"""
-    expected = SECURITY_HEADERS + (("Strict-Transport-Security",) if stack.checks.tls else ())
+    expected = SECURITY_HEADERS + (("Strict-Transport-Security",) if tls_applies(stack) else ())
     response = _get(http, base_url + "/", check)
     missing = [name for name in expected if name not in response.headers]
     assert not missing, f"missing: {', '.join(missing)}"
@@ -83,28 +85,30 @@ def test_latency(http, base_url, stack, check):
 
 @pytest.fixture
 def tls(stack):
-    if not stack.checks.tls:
-        pytest.skip("TLS not configured for this stack (shipshape:checks.tls is false)")
+    if not tls_applies(stack):
+        pytest.skip("TLS not configured for this stack (no shipshape:tls, base URL is http://)")
 
 
-def test_http_redirects_to_https(tls, http, base_url, check):
+def test_http_redirects_to_https(tls, http, stack, check):
     """Plain HTTP redirects to HTTPS"""
-    plain = "http://" + urlsplit(base_url).netloc + "/"
-    response = _get(http, plain, check)
+    response = _get(http, plain_url_for(stack) + "/", check)
     location = response.headers.get("Location", "")
     assert response.status_code in (301, 302, 307, 308) and location.startswith("https://"), \
         f"answered {response.status_code} Location={location or '-'}"
     check.detail(f"{response.status_code} -> {location}")
 
 
-def test_certificate_valid(tls, base_url, check):
+def test_certificate_valid(tls, base_url, verify, check):
     """The TLS certificate verifies and is valid for at least 14 more days"""
     parts = urlsplit(base_url)
     check.target(f"{parts.hostname}:{parts.port or 443}")
-    context = ssl.create_default_context()
-    with socket.create_connection((parts.hostname, parts.port or 443), timeout=TIMEOUT) as raw:
-        with context.wrap_socket(raw, server_hostname=parts.hostname) as conn:
-            not_after = ssl.cert_time_to_seconds(conn.getpeercert()["notAfter"])
+    context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 443), timeout=TIMEOUT) as raw:
+            with context.wrap_socket(raw, server_hostname=parts.hostname) as conn:
+                not_after = ssl.cert_time_to_seconds(conn.getpeercert()["notAfter"])
+    except ssl.SSLCertVerificationError as error:
+        pytest.fail(f"certificate does not verify: {error.verify_message}", pytrace=False)
     days = (not_after - time.time()) / 86400
     check.detail(f"expires in {days:.0f} days")
     assert days >= MIN_CERT_DAYS, f"certificate expires in {days:.1f} days (< {MIN_CERT_DAYS})"

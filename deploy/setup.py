@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import os
 import secrets as pysecrets
+import shlex
 from pathlib import Path
 
 from fabric import task
 
+from deploy.release import failing_cleanly
 from deploy.stackinfo import load_or_exit
-from shipshape import provision
+from shipshape import lock, nginx, provision
 from shipshape.config import Target
 from shipshape.layout import layout_for
 from shipshape.progress import info, step
@@ -35,6 +37,27 @@ def ensure_local_secrets(stack, path: Path) -> list[str]:
     return missing
 
 
+def refresh_site(stack, runner: Runner) -> tuple[bool, str]:
+    """Rewrite nginx.conf from the stack file at the weights it serves now, if they differ.
+
+    The provisioning script writes the site only once (deploys own the weights after); this is how a
+    changed shipshape:tls or http_port reaches a running host. Holds the deploy lock, so it never
+    races a canary. Returns whether it rewrote the site, and what it found or did.
+    """
+    layout = layout_for(stack)
+    with lock.held(runner, layout, "setup", stack=stack.name):
+        current = runner.run(Script(f"cat {shlex.quote(layout.nginx_conf)}")).stdout
+        weights = nginx.weights_in_config(current, stack)
+        if not any(weights.values()):  # e.g. app.port changed: the next deploy writes the site
+            return False, f"left {layout.nginx_conf} alone: it routes to no slot on ports {stack.app.slot_ports}"
+        wanted = nginx.site_config(stack, layout, weights)
+        if current.strip() == wanted.strip():
+            return False, "as configured"
+        runner.run_all(nginx.apply_commands(layout, wanted))
+    tls = f"HTTPS on {stack.tls.https_port}" if stack.tls else "plain HTTP only"
+    return True, f"nginx site rewritten from {stack.source} ({tls}; weights kept: {weights})"
+
+
 def run_setup(stack, runner: Runner) -> list[str]:
     """Run the provisioning script on the host; returns what it changed (empty on a second run)."""
     output = runner.run(Script(provision.provision_script(stack, layout_for(stack)))).stdout
@@ -46,7 +69,8 @@ def setup(c, stack="local"):
     """Prepare the host: app user, directories, secrets, PostgreSQL, Redis, PM2, nginx, backup cron.
 
     Idempotent: a second run reports no changes. On the local stack it also generates the missing
-    check-account passwords into .secrets/local.env (mode 600).
+    check-account passwords into .secrets/local.env (mode 600). A running site whose nginx.conf no
+    longer matches the stack file (e.g. shipshape:tls added) is rewritten, keeping its live weights.
     Example: fab setup --stack local
     """
     settings = load_or_exit(stack)
@@ -60,4 +84,9 @@ def setup(c, stack="local"):
         changes = run_setup(settings, runner)
         for line in changes:
             info(line)
-        info(f"{len(changes)} change(s)" if changes else "nothing to change")
+    with failing_cleanly("setup"), step("nginx site matches the stack file"):
+        rewritten, note = refresh_site(settings, runner)
+        info(note)
+        if rewritten:
+            changes.append(note)
+    info(f"{len(changes)} change(s)" if changes else "nothing to change")

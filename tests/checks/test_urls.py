@@ -1,0 +1,46 @@
+"""Pure: where the HTTP checks look, and when the TLS pair applies, for each kind of stack."""
+from __future__ import annotations
+
+import pytest
+
+from checks.fixtures_http import base_url_for, ca_bundle, plain_url_for, tls_applies
+from shipshape.config import Stack
+
+TLS = {"certificate": "/etc/ssl/site/fullchain.pem", "key": "/etc/ssl/site/privkey.pem"}
+
+
+def stack(**config) -> Stack:
+    return Stack.model_validate({"name": "t", "source": "Pulumi.t.yaml", **config})
+
+
+@pytest.mark.parametrize("config, base, plain, tls", [
+    ({"host": {"http_port": 8080}}, "http://127.0.0.1:8080", "http://127.0.0.1:8080", False),
+    ({"host": {"http_port": 80, "address": "203.0.113.9"}, "tls": TLS},
+     "https://203.0.113.9", "http://203.0.113.9", True),
+    ({"host": {"http_port": 8080}, "tls": {**TLS, "https_port": 8443}},
+     "https://127.0.0.1:8443", "http://127.0.0.1:8080", True),
+    ({"tls": TLS, "checks": {"base_url": "https://shop.example.com/"}},
+     "https://shop.example.com", "http://shop.example.com", True),
+    ({"target": "cloudrun", "checks": {"base_url": "https://app-x.a.run.app"}},
+     "https://app-x.a.run.app", "http://app-x.a.run.app", True),
+    ({"target": "cloudrun", "checks": {"base_url": "https://app-x.a.run.app", "tls": False}},
+     "https://app-x.a.run.app", "http://app-x.a.run.app", False),
+])
+def test_urls_and_tls(config, base, plain, tls):
+    s = stack(**config)
+    assert (base_url_for(s), plain_url_for(s), tls_applies(s)) == (base, plain, tls)
+
+
+def test_cloud_run_without_base_url_is_a_usage_error():
+    with pytest.raises(pytest.UsageError, match="shipshape:checks.base_url is required"):
+        base_url_for(stack(target="cloudrun"))
+
+
+def test_ca_file_must_exist(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHIPSHAPE_ROOT", str(tmp_path))
+    assert ca_bundle(stack()) is True
+    with pytest.raises(pytest.UsageError, match=r"shipshape:checks.ca_file = 'ca/missing.pem': no such file"):
+        ca_bundle(stack(checks={"ca_file": "ca/missing.pem"}))
+    (tmp_path / "ca").mkdir()
+    (tmp_path / "ca" / "root.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    assert ca_bundle(stack(checks={"ca_file": "ca/root.pem"})) == str(tmp_path / "ca" / "root.pem")
