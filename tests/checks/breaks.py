@@ -3,7 +3,8 @@
 Each `Break` builds its commands from the stack, the layout and the host facts (pure functions of
 them); the test runs them through a Runner, runs `pytest checks/`, and restores in a finalizer.
 `fails` must fail; `also` (prefixes) are honest consequences that may fail with it (a stopped slot
-also takes the site down); every other check must still pass.
+also takes the site down); every other check must still pass. `shows` is what the site answers once
+the break is in effect, waited for before the checks run (a restarted app takes a moment to be back).
 """
 from __future__ import annotations
 
@@ -11,11 +12,22 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Callable
 
+from shipshape import nginx
 from shipshape.provision import provision_script
 from shipshape.remote import Script
 from shipshape.runtimes.pm2 import Pm2
 
 HTTP = ("test_http::", "test_access::")
+ASIDE = ".checks-aside"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the site answers on `path` (through nginx): `status`, with `text` in the body."""
+
+    path: str
+    status: int
+    text: str = ""
 
 
 @dataclass(frozen=True)
@@ -27,6 +39,8 @@ class Break:
     also: tuple = ()
     restarts_app: bool = False
     config: dict = field(default_factory=dict)
+    secrets: Callable | None = None  # (stack) -> {KEY: value} overriding the variant's .secrets/local.env
+    shows: Callable | None = None    # (stack, facts) -> Answer once the break is in effect
 
 
 def _redis(stack, layout, command: str) -> Script:
@@ -41,11 +55,11 @@ def _redis_password(stack, layout, value: str) -> Script:
 
 
 def _aside(path: str) -> list:
-    return [["cp", "-p", path, path + ".checks-aside"]]
+    return [["cp", "-p", path, path + ASIDE]]
 
 
 def _back(path: str) -> list:
-    return [["mv", "-f", path + ".checks-aside", path]]
+    return [["mv", "-f", path + ASIDE, path]]
 
 
 def _live(facts) -> str:
@@ -111,6 +125,96 @@ def _unage_backups(layout) -> Script:
                   "rm -f \"$f.checks-aside\"; done")
 
 
+def _without_front_page(stack, layout, facts) -> list:
+    """A release shipped without its front end: the app answers GET / with 500 (the file is gone)."""
+    index = f"{_release_dir(layout, facts)}/app/static/index.html"
+    return [*_aside(index), ["rm", "-f", index]]
+
+
+DEAD_HEALTH = ("\n\nasync def healthz(request):  # checks break: a release whose health endpoint fails\n"
+               "    return JSONResponse({'status': 'broken'}, status_code=503)\n")
+
+
+def _health_fails(stack, layout, facts) -> list:
+    """A release whose /healthz answers 503: the redefinition replaces the one main.py routes to."""
+    health = f"{_release_dir(layout, facts)}/app/health.py"
+    return [*_aside(health), Script(f"printf %s {shlex.quote(DEAD_HEALTH)} >> {shlex.quote(health)}"),
+            *_pm2(stack, layout, "restart", facts)]
+
+
+def _env_file(layout, facts) -> str:
+    """Shell: the file PM2's launcher reads the live slot's env from, into $f.
+
+    A release with an env override starts from its own `.env` (shipshape/target.py `start`); every
+    other release from shared/secrets.env (shipshape/runtimes/pm2.py, the launcher's first argument).
+    """
+    release_env = f"{_release_dir(layout, facts)}/.env"
+    return f"f={shlex.quote(release_env)}; [ -f \"$f\" ] || f={shlex.quote(layout.secrets_env)}"
+
+
+def _readiness_fault(stack, layout, facts) -> list:
+    """The app's own switch: APP_FAULT_READINESS=1 in the env it starts with, then a restart."""
+    # cp -p then append in place: the file keeps its mode and owner (the secrets checks still pass).
+    return [Script(f"{_env_file(layout, facts)}; cp -p \"$f\" \"$f{ASIDE}\"; echo APP_FAULT_READINESS=1 >> \"$f\""),
+            *_pm2(stack, layout, "restart", facts)]
+
+
+def _readiness_back(stack, layout, facts) -> list:
+    return [Script(f"{_env_file(layout, facts)}; mv -f \"$f{ASIDE}\" \"$f\""), *_pm2(stack, layout, "restart", facts)]
+
+
+UNSERVED = "checks-unserved-release"
+
+
+def _ecosystem(stack, layout, facts) -> tuple:
+    runtime = Pm2.for_stack(stack, layout)
+    return runtime, runtime.process_name(_live(facts)), runtime.ecosystem_path(_live(facts))
+
+
+def _report_other_release(stack, layout, facts) -> list:
+    """The live process runs the serving code but under another RELEASE_ID (what /version reports).
+
+    RELEASE_ID comes from the slot's PM2 ecosystem file and wins over the env file, and `pm2 restart`
+    keeps the old definition: so the ecosystem is edited, then the process deleted and started from it.
+    """
+    runtime, name, path = _ecosystem(stack, layout, facts)
+    release = facts.serving_slots()[_live(facts)]["release"]
+    rename = f's/"RELEASE_ID": "{release}"/"RELEASE_ID": "{UNSERVED}"/'
+    return [*_aside(path), ["sed", "-i", rename, path], runtime.pm2("delete", name), runtime.pm2("start", path)]
+
+
+def _report_serving_release(stack, layout, facts) -> list:
+    runtime, name, path = _ecosystem(stack, layout, facts)
+    return [*_back(path), runtime.pm2("delete", name), runtime.pm2("start", path)]
+
+
+def _nginx_reload(layout) -> Script:
+    # shipshape.nginx's own graceful reload (returns once old workers stop accepting), which
+    # apply_commands also ends with; there is no public reload-only builder to call instead.
+    return Script(nginx._reload_or_start(layout, layout.nginx_conf, f"{layout.nginx}/nginx.pid"))
+
+
+def _drop_frame_options(stack, layout, facts) -> list:
+    """The live config without its X-Frame-Options line (weights untouched), reloaded gracefully."""
+    conf = layout.nginx_conf
+    return [*_aside(conf), ["sed", "-i", "/add_header X-Frame-Options /d", conf], _nginx_reload(layout)]
+
+
+def _postgres(stack, sql: str) -> list:
+    """Run SQL as the postgres superuser on the stack's cluster, then restart that cluster."""
+    # cd /: runuser keeps root's (0700) cwd and psql would warn about it.
+    psql = shlex.join(["runuser", "-u", "postgres", "--", "psql", "-p", str(stack.database.port),
+                       "-v", "ON_ERROR_STOP=1", "-qc", sql])
+    restart = (f"pg_lsclusters -h | awk '$3 == {stack.database.port} {{print $1, $2}}' | "
+               "xargs -r sh -c 'pg_ctlcluster \"$0\" \"$1\" restart'")
+    return [Script(f"cd / && {psql}"), Script(restart)]
+
+
+def _wrong_password(role: str) -> Callable:
+    """The variant's secrets give `role`'s check account a password the app does not know."""
+    return lambda stack: {stack.checks.accounts[role].password.name: "not-the-checks-password"}
+
+
 BREAKS = [
     Break("redis-password-dropped", lambda s, l, f: [_redis_password(s, l, "''")],
           lambda s, l, f: [_redis_password(s, l, '"$REDIS_PASSWORD"')],
@@ -158,4 +262,26 @@ BREAKS = [
           frozenset({"test_http::test_latency"}), config={"max_latency_ms": 1}),
     Break("memory-floor-above-free", lambda s, l, f: [], lambda s, l, f: [],
           frozenset({"test_host::test_memory_headroom"}), config={"memory_free_min_ratio": 0.999}),
+    Break("front-page-missing", _without_front_page,
+          lambda s, l, f: _back(f"{_release_dir(l, f)}/app/static/index.html"),
+          frozenset({"test_http::test_site_reachable"})),
+    # The latency check samples /healthz too: it fails with it, as it must.
+    Break("health-endpoint-fails", _health_fails,
+          lambda s, l, f: [*_back(f"{_release_dir(l, f)}/app/health.py"), *_pm2(s, l, "restart", f)],
+          frozenset({"test_http::test_health"}), also=("test_http::test_latency",), restarts_app=True,
+          shows=lambda s, f: Answer(s.app.health_path, 503)),
+    Break("readiness-fault", _readiness_fault, _readiness_back, frozenset({"test_http::test_readiness"}),
+          restarts_app=True, shows=lambda s, f: Answer(s.app.readiness_path, 503, "fault: APP_FAULT_READINESS=1")),
+    Break("version-reports-unserved-release", _report_other_release, _report_serving_release,
+          frozenset({"test_http::test_version_is_serving_release"}), restarts_app=True,
+          shows=lambda s, f: Answer(s.app.version_path, 200, UNSERVED)),
+    # A viewer that cannot sign in has no session: its module checks skip (see `signed_in`).
+    Break("viewer-password-wrong", lambda s, l, f: [], lambda s, l, f: [],
+          frozenset({"test_access::test_login[viewer]"}), also=("test_access::test_module_open_to_role[viewer-",),
+          secrets=_wrong_password("viewer")),
+    Break("security-header-dropped", _drop_frame_options, lambda s, l, f: [*_back(l.nginx_conf), _nginx_reload(l)],
+          frozenset({"test_http::test_security_headers"})),
+    Break("postgres-on-0.0.0.0", lambda s, l, f: _postgres(s, "ALTER SYSTEM SET listen_addresses = '0.0.0.0'"),
+          lambda s, l, f: _postgres(s, "ALTER SYSTEM RESET listen_addresses"),
+          frozenset({"test_data::test_postgres_not_public"}), restarts_app=True),
 ]

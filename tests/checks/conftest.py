@@ -17,6 +17,7 @@ from shipshape.stackfile import load_stack
 from tests.e2e.conftest import local_stack  # noqa: F401  (the provisioned e2e stack; deployed below)
 from tests.support.services import free_port
 
+from .breaks import Answer
 from .support import REPO, CheckRun, run_checks
 
 
@@ -57,16 +58,22 @@ class Deployed:
 
     def wait_ready(self, timeout: float = 40.0) -> None:
         """Poll readiness through nginx, as users reach the app, until it answers 200."""
-        url = f"http://{self.stack.host.address}:{self.stack.host.http_port}{self.stack.app.readiness_path}"
-        deadline = time.monotonic() + timeout
+        self.wait_for(Answer(self.stack.app.readiness_path, 200), timeout)
+
+    def wait_for(self, answer: Answer, timeout: float = 40.0) -> None:
+        """Poll `answer.path` through nginx until it answers `answer.status` with `answer.text` in the body."""
+        url = f"http://{self.stack.host.address}:{self.stack.host.http_port}{answer.path}"
+        deadline, last = time.monotonic() + timeout, "no answer"
         while time.monotonic() < deadline:
             try:
-                if requests.get(url, timeout=2).status_code == 200:
+                response = requests.get(url, timeout=2)
+                if response.status_code == answer.status and answer.text in response.text:
                     return
-            except requests.RequestException:
-                pass
+                last = f"{response.status_code} {response.text[:200]}"
+            except requests.RequestException as error:
+                last = type(error).__name__
             time.sleep(0.2)
-        raise TimeoutError(f"{url} not ready after {timeout}s")
+        raise TimeoutError(f"{url} did not answer {answer.status} {answer.text!r} within {timeout}s (last: {last})")
 
 
 def _deploy(local_stack, patience: float = 180.0) -> None:
@@ -101,17 +108,26 @@ def deployed_stack(local_stack, tmp_path_factory):
 
 @pytest.fixture
 def local_variant(tmp_path, deployed_stack):
-    """Factory: a project root whose Pulumi.local.yaml overrides shipshape:checks keys (same host, keys)."""
+    """Factory: a project root like the deployed one (same host, SSH keys) whose Pulumi.local.yaml
+    overrides shipshape:checks keys and whose .secrets/local.env overrides some values."""
     source = deployed_stack.root
 
-    def make(checks: dict) -> Path:
+    def make(checks: dict, secrets: dict[str, str] | None = None) -> Path:
         root = tmp_path / "variant"
         root.mkdir()
         shutil.copy(source / "Pulumi.yaml", root / "Pulumi.yaml")
         document = yaml.safe_load((source / "Pulumi.local.yaml").read_text())
         document["config"]["shipshape:checks"] = {**document["config"].get("shipshape:checks", {}), **checks}
         (root / "Pulumi.local.yaml").write_text(yaml.safe_dump(document))
-        for shared in (".local", ".secrets"):
-            (root / shared).symlink_to(source / shared)
+        (root / ".local").symlink_to(source / ".local")
+        _copy_secrets(source / ".secrets" / "local.env", root / ".secrets" / "local.env", secrets or {})
         return root
     return make
+
+
+def _copy_secrets(source: Path, target: Path, overrides: dict[str, str]) -> None:
+    """A copy of a KEY=value secrets file with `overrides` replacing (or adding) keys, mode 600."""
+    values = dict(line.split("=", 1) for line in source.read_text().splitlines() if "=" in line)
+    target.parent.mkdir(mode=0o700)
+    target.touch(mode=0o600)  # created private before any secret is written into it
+    target.write_text("".join(f"{key}={value}\n" for key, value in {**values, **overrides}.items()))

@@ -21,12 +21,15 @@ def test_suite_uses_one_ssh_command(deployed_stack):
 def test_break_fails_exactly_its_check(brk, deployed_stack, local_variant, tmp_path):
     stack, layout, runner = deployed_stack.stack, deployed_stack.layout, deployed_stack.runner
     facts = deployed_stack.facts()
-    root = local_variant(brk.config) if brk.config else None
+    variant = brk.config or brk.secrets
+    root = local_variant(brk.config, brk.secrets and brk.secrets(stack)) if variant else None
     broken = brk.apply(stack, layout, facts)
     try:
         if broken:
             runner.run_all(broken)
-        if brk.restarts_app and brk.also == ():
+        if brk.shows:
+            deployed_stack.wait_for(brk.shows(stack, facts))
+        elif brk.restarts_app and brk.also == ():
             deployed_stack.wait_ready()
         run = run_checks(tmp_path, "local", root or deployed_stack.root)
     finally:
