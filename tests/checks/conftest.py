@@ -13,6 +13,7 @@ import yaml
 from shipshape.facts import facts_script, parse_facts
 from shipshape.layout import layout_for
 from shipshape.remote import Runner, connect
+from shipshape.secrets import read_secrets_file
 from shipshape.stackfile import load_stack
 from tests.e2e.conftest import local_stack  # noqa: F401  (the provisioned e2e stack; deployed below)
 from tests.support.services import free_port
@@ -127,7 +128,7 @@ def local_variant(tmp_path, deployed_stack):
 
 def _copy_secrets(source: Path, target: Path, overrides: dict[str, str]) -> None:
     """A copy of a KEY=value secrets file with `overrides` replacing (or adding) keys, mode 600."""
-    values = dict(line.split("=", 1) for line in source.read_text().splitlines() if "=" in line)
+    values = read_secrets_file(source)
     target.parent.mkdir(mode=0o700)
     target.touch(mode=0o600)  # created private before any secret is written into it
     target.write_text("".join(f"{key}={value}\n" for key, value in {**values, **overrides}.items()))
