@@ -61,11 +61,28 @@ def verify(stack) -> str | bool:
     return ca_bundle(stack)
 
 
+class Session(requests.Session):
+    """A requests Session whose `verify` beats REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE.
+
+    Plain requests lets those variables override a session's own CA bundle (psf/requests#3829), and
+    they are commonly set (Debian images set them): checks.ca_file would be ignored.
+    """
+
+    def __init__(self, verify: str | bool):
+        super().__init__()
+        self.verify = verify
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if isinstance(self.verify, str) and verify in (None, True):
+            settings["verify"] = self.verify
+        return settings
+
+
 @pytest.fixture(scope="session")
 def http(verify):
     """An anonymous keep-alive session (no redirects followed unless asked)."""
-    with requests.Session() as session:
-        session.verify = verify
+    with Session(verify) as session:
         yield session
 
 
@@ -74,8 +91,7 @@ def logins(stack, base_url, secrets, verify):
     """Sign in once per check account: role -> (response or error text, session)."""
     sessions, results = [], {}
     for role, account in stack.checks.accounts.items():
-        session = requests.Session()
-        session.verify = verify
+        session = Session(verify)
         sessions.append(session)
         results[role] = (_login(stack, base_url, session, account, secrets), session)
     yield results

@@ -195,6 +195,11 @@ def apply_commands(layout: Layout, config_text: str) -> list[Command]:
     ]
 
 
+def reload_command(layout: Layout) -> Command:
+    """Gracefully reload (or start) nginx with the live config, e.g. after a certificate renewal."""
+    return Script(_reload_or_start(layout, layout.nginx_conf, f"{layout.nginx}/nginx.pid"))
+
+
 def _reload_or_start(layout: Layout, conf: str, pid: str) -> str:
     # `nginx -s reload` only signals the master; wait (<= 2 s) until a new worker exists AND every
     # old worker has stopped accepting (it exited or says "shutting down"; the master tells them

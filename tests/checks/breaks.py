@@ -188,16 +188,11 @@ def _report_serving_release(stack, layout, facts) -> list:
     return [*_back(path), runtime.pm2("delete", name), runtime.pm2("start", path)]
 
 
-def _nginx_reload(layout) -> Script:
-    # shipshape.nginx's own graceful reload (returns once old workers stop accepting), which
-    # apply_commands also ends with; there is no public reload-only builder to call instead.
-    return Script(nginx._reload_or_start(layout, layout.nginx_conf, f"{layout.nginx}/nginx.pid"))
-
-
 def _drop_frame_options(stack, layout, facts) -> list:
     """The live config without its X-Frame-Options line (weights untouched), reloaded gracefully."""
     conf = layout.nginx_conf
-    return [*_aside(conf), ["sed", "-i", "/add_header X-Frame-Options /d", conf], _nginx_reload(layout)]
+    return [*_aside(conf), ["sed", "-i", "/add_header X-Frame-Options /d", conf],
+            nginx.reload_command(layout)]
 
 
 def _postgres(stack, sql: str) -> list:
@@ -279,7 +274,7 @@ BREAKS = [
     Break("viewer-password-wrong", lambda s, l, f: [], lambda s, l, f: [],
           frozenset({"test_access::test_login[viewer]"}), also=("test_access::test_module_open_to_role[viewer-",),
           secrets=_wrong_password("viewer")),
-    Break("security-header-dropped", _drop_frame_options, lambda s, l, f: [*_back(l.nginx_conf), _nginx_reload(l)],
+    Break("security-header-dropped", _drop_frame_options, lambda s, l, f: [*_back(l.nginx_conf), nginx.reload_command(l)],
           frozenset({"test_http::test_security_headers"})),
     Break("postgres-on-0.0.0.0", lambda s, l, f: _postgres(s, "ALTER SYSTEM SET listen_addresses = '0.0.0.0'"),
           lambda s, l, f: _postgres(s, "ALTER SYSTEM RESET listen_addresses"),

@@ -13,13 +13,12 @@ import yaml
 from shipshape.facts import facts_script, parse_facts
 from shipshape.layout import layout_for
 from shipshape.remote import Runner, connect
-from shipshape.secrets import read_secrets_file
 from shipshape.stackfile import load_stack
 from tests.e2e.conftest import local_stack  # noqa: F401  (the provisioned e2e stack; deployed below)
 from tests.support.services import free_port
 
 from .breaks import Answer
-from .support import REPO, CheckRun, run_checks
+from .support import REPO, CheckRun, run_checks, variant_root
 
 
 @pytest.fixture
@@ -109,26 +108,7 @@ def deployed_stack(local_stack, tmp_path_factory):
 
 @pytest.fixture
 def local_variant(tmp_path, deployed_stack):
-    """Factory: a project root like the deployed one (same host, SSH keys) whose Pulumi.local.yaml
-    overrides shipshape:checks keys and whose .secrets/local.env overrides some values."""
-    source = deployed_stack.root
-
+    """Factory: variant_root of the deployed stack's root, in this test's tmp_path."""
     def make(checks: dict, secrets: dict[str, str] | None = None) -> Path:
-        root = tmp_path / "variant"
-        root.mkdir()
-        shutil.copy(source / "Pulumi.yaml", root / "Pulumi.yaml")
-        document = yaml.safe_load((source / "Pulumi.local.yaml").read_text())
-        document["config"]["shipshape:checks"] = {**document["config"].get("shipshape:checks", {}), **checks}
-        (root / "Pulumi.local.yaml").write_text(yaml.safe_dump(document))
-        (root / ".local").symlink_to(source / ".local")
-        _copy_secrets(source / ".secrets" / "local.env", root / ".secrets" / "local.env", secrets or {})
-        return root
+        return variant_root(deployed_stack.root, tmp_path / "variant", checks, secrets)
     return make
-
-
-def _copy_secrets(source: Path, target: Path, overrides: dict[str, str]) -> None:
-    """A copy of a KEY=value secrets file with `overrides` replacing (or adding) keys, mode 600."""
-    values = read_secrets_file(source)
-    target.parent.mkdir(mode=0o700)
-    target.touch(mode=0o600)  # created private before any secret is written into it
-    target.write_text("".join(f"{key}={value}\n" for key, value in {**values, **overrides}.items()))

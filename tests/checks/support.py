@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
+
+from shipshape.secrets import read_secrets_file
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -58,3 +63,26 @@ def parse_junit(text: str) -> tuple[dict[str, str], int | None]:
         outcomes[name] = outcome if outcomes.get(name) in (None, "passed", "skipped") else outcomes[name]
     ssh = [p.get("value") for p in tree.iter("property") if p.get("name") == "ssh_commands"]
     return outcomes, int(ssh[0]) if ssh else None
+
+
+def variant_root(source: Path, root: Path, checks: dict | None = None, secrets: dict[str, str] | None = None,
+                 config: dict | None = None) -> Path:
+    """A project root like `source` (same host, SSH keys) whose Pulumi.local.yaml overrides
+    shipshape:checks keys and other `config` keys, and whose .secrets/local.env overrides some values."""
+    root.mkdir()
+    shutil.copy(source / "Pulumi.yaml", root / "Pulumi.yaml")
+    document = yaml.safe_load((source / "Pulumi.local.yaml").read_text())
+    document["config"].update(config or {})
+    document["config"]["shipshape:checks"] = {**document["config"].get("shipshape:checks", {}), **(checks or {})}
+    (root / "Pulumi.local.yaml").write_text(yaml.safe_dump(document))
+    (root / ".local").symlink_to(source / ".local")
+    _copy_secrets(source / ".secrets" / "local.env", root / ".secrets" / "local.env", secrets or {})
+    return root
+
+
+def _copy_secrets(source: Path, target: Path, overrides: dict[str, str]) -> None:
+    """A copy of a KEY=value secrets file with `overrides` replacing (or adding) keys, mode 600."""
+    values = read_secrets_file(source)
+    target.parent.mkdir(mode=0o700)
+    target.touch(mode=0o600)  # created private before any secret is written into it
+    target.write_text("".join(f"{key}={value}\n" for key, value in {**values, **overrides}.items()))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from checks.fixtures_http import base_url_for, ca_bundle, plain_url_for, tls_applies
+from checks.fixtures_http import Session, base_url_for, ca_bundle, plain_url_for, tls_applies
 from shipshape.config import Stack
 
 TLS = {"certificate": "/etc/ssl/site/fullchain.pem", "key": "/etc/ssl/site/privkey.pem"}
@@ -44,3 +44,14 @@ def test_ca_file_must_exist(tmp_path, monkeypatch):
     (tmp_path / "ca").mkdir()
     (tmp_path / "ca" / "root.pem").write_text("-----BEGIN CERTIFICATE-----\n")
     assert ca_bundle(stack(checks={"ca_file": "ca/root.pem"})) == str(tmp_path / "ca" / "root.pem")
+
+
+def test_session_ca_file_beats_the_environments_bundle(monkeypatch):
+    # requests would otherwise verify with REQUESTS_CA_BUNDLE and ignore checks.ca_file (psf/requests#3829).
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    url = "https://127.0.0.1:8443/"
+    assert Session("/project/ca.pem").merge_environment_settings(url, {}, None, None, None)["verify"] \
+        == "/project/ca.pem"
+    assert Session(True).merge_environment_settings(url, {}, None, None, None)["verify"] \
+        == "/etc/ssl/certs/ca-certificates.crt"
+    assert Session("/project/ca.pem").merge_environment_settings(url, {}, None, False, None)["verify"] is False
