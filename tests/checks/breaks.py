@@ -171,19 +171,26 @@ def _ecosystem(stack, layout, facts) -> tuple:
     return runtime, runtime.process_name(_live(facts)), runtime.ecosystem_path(_live(facts))
 
 
-def _report_other_release(stack, layout, facts) -> list:
-    """The live process runs the serving code but under another RELEASE_ID (what /version reports).
-
-    RELEASE_ID comes from the slot's PM2 ecosystem file and wins over the env file, and `pm2 restart`
-    keeps the old definition: so the ecosystem is edited, then the process deleted and started from it.
-    """
+def _relaunch(stack, layout, facts, edit: str) -> list:
+    """The live slot's process deleted and started again from its PM2 ecosystem file edited by `edit`
+    (a sed expression): `pm2 restart` would keep the old definition."""
     runtime, name, path = _ecosystem(stack, layout, facts)
+    return [*_aside(path), ["sed", "-i", edit, path], runtime.pm2("delete", name), runtime.pm2("start", path)]
+
+
+def _report_other_release(stack, layout, facts) -> list:
+    """The live process runs the serving code but under another RELEASE_ID (what /version reports);
+    RELEASE_ID comes from the ecosystem file and wins over the env file."""
     release = facts.serving_slots()[_live(facts)]["release"]
-    rename = f's/"RELEASE_ID": "{release}"/"RELEASE_ID": "{UNSERVED}"/'
-    return [*_aside(path), ["sed", "-i", rename, path], runtime.pm2("delete", name), runtime.pm2("start", path)]
+    return _relaunch(stack, layout, facts, f's/"RELEASE_ID": "{release}"/"RELEASE_ID": "{UNSERVED}"/')
 
 
-def _report_serving_release(stack, layout, facts) -> list:
+def _listen_on_all_interfaces(stack, layout, facts) -> list:
+    """The live process started with `--host 0.0.0.0` (a start command that binds every interface)."""
+    return _relaunch(stack, layout, facts, r's/^\( *\)"127\.0\.0\.1",$/\1"0.0.0.0",/')
+
+
+def _relaunch_as_deployed(stack, layout, facts) -> list:
     runtime, name, path = _ecosystem(stack, layout, facts)
     return [*_back(path), runtime.pm2("delete", name), runtime.pm2("start", path)]
 
@@ -267,7 +274,7 @@ BREAKS = [
           shows=lambda s, f: Answer(s.app.health_path, 503)),
     Break("readiness-fault", _readiness_fault, _readiness_back, frozenset({"test_http::test_readiness"}),
           restarts_app=True, shows=lambda s, f: Answer(s.app.readiness_path, 503, "fault: APP_FAULT_READINESS=1")),
-    Break("version-reports-unserved-release", _report_other_release, _report_serving_release,
+    Break("version-reports-unserved-release", _report_other_release, _relaunch_as_deployed,
           frozenset({"test_http::test_version_is_serving_release"}), restarts_app=True,
           shows=lambda s, f: Answer(s.app.version_path, 200, UNSERVED)),
     # A viewer that cannot sign in has no session: its module checks skip (see `signed_in`).
@@ -279,4 +286,6 @@ BREAKS = [
     Break("postgres-on-0.0.0.0", lambda s, l, f: _postgres(s, "ALTER SYSTEM SET listen_addresses = '0.0.0.0'"),
           lambda s, l, f: _postgres(s, "ALTER SYSTEM RESET listen_addresses"),
           frozenset({"test_data::test_postgres_not_public"}), restarts_app=True),
+    Break("serving-slot-on-0.0.0.0", _listen_on_all_interfaces, _relaunch_as_deployed,
+          frozenset({"test_app_host::test_serving_port_loopback_only"}), restarts_app=True),
 ]
