@@ -93,6 +93,14 @@ def build(c, stack="local", allow_dirty=False):
         build_artifact(settings, allow_dirty, None)
 
 
+def already_serving(state, artifact) -> bool:
+    """The live slot runs this very build, and its process is up (after a reboot it is not: deploy)."""
+    live = state.slots.live
+    process = state.processes.get(live) if live else None
+    return bool(live and state.slots.slots[live]["git_sha"] == artifact.sha and process and process.online
+                and not artifact.env_override and "dirty" not in artifact.id)
+
+
 @task(help={**STACK, "allow-dirty": "deploy uncommitted changes (see fab build)",
             "sha": "deploy an artifact built earlier (prefix of its git sha) instead of HEAD"})
 def deploy(c, stack="local", allow_dirty=False, sha=None):
@@ -110,8 +118,7 @@ def deploy(c, stack="local", allow_dirty=False, sha=None):
                 state = t.read_state(artifact)
                 for note in preflight(state, artifact):
                     info(note)
-            if state.slots.live and state.slots.slots[state.slots.live]["git_sha"] == artifact.sha \
-                    and not artifact.env_override and "dirty" not in artifact.id:
+            if already_serving(state, artifact):
                 info(f"{artifact.sha[:12]} already serves from slot {state.slots.live}: nothing to do")
                 return
             release_id = Deploy(t, artifact).run(state)

@@ -86,6 +86,17 @@ def test_deploy_serves_the_app_through_nginx(local_stack):
     assert "nothing to do" in again.stderr
 
 
+def test_after_a_crash_setup_then_deploy_brings_the_same_release_back(local_stack):
+    local_stack.fab("deploy")  # HEAD serves (usually already: nothing to do)
+    sha = served_sha()
+    host_sh(f"pkill -KILL -u {E2E['app_user']} || true")  # PM2 and the app die, as in a reboot
+    wait_for(lambda: http("/readyz")[0] == 502, timeout=10)
+    local_stack.fab("setup")   # starts a PM2 daemon again, with no processes
+    again = local_stack.fab("deploy")
+    assert "nothing to do" not in again.stderr
+    assert served_sha() == sha and http("/readyz")[0] == 200
+
+
 def test_second_version_canary_without_errors_then_rollback(local_stack):
     v1 = served_sha()
     v2 = local_stack.commit("e2e: v2", {"VERSION": "2\n"})
