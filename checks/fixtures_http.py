@@ -20,8 +20,7 @@ def base_url_for(stack) -> str:
         raise pytest.UsageError(f"{stack.source}: shipshape:checks.base_url is required for a Cloud Run "
                                 "stack: set it to the service URL")
     if stack.tls:
-        port = "" if stack.tls.https_port == 443 else f":{stack.tls.https_port}"
-        return f"https://{stack.host.address}{port}"
+        return f"https://{stack.host.address}{stack.tls.port_suffix}"
     return f"http://{stack.host.address}:{stack.host.http_port}"
 
 

@@ -86,7 +86,7 @@ def test_latency(http, base_url, stack, check):
 @pytest.fixture
 def tls(stack):
     if not tls_applies(stack):
-        pytest.skip("TLS not configured for this stack (no shipshape:tls, base URL is http://)")
+        pytest.skip("TLS not checked for this stack (the site is http://, or shipshape:checks.tls is false)")
 
 
 def test_http_redirects_to_https(tls, http, stack, check):

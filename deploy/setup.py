@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import secrets as pysecrets
-import shlex
 from pathlib import Path
 
 from fabric import task
@@ -46,7 +45,7 @@ def refresh_site(stack, runner: Runner) -> tuple[bool, str]:
     """
     layout = layout_for(stack)
     with lock.held(runner, layout, "setup", stack=stack.name):
-        current = runner.run(Script(f"cat {shlex.quote(layout.nginx_conf)}")).stdout
+        current = runner.run(nginx.read_config_command(layout)).stdout
         weights = nginx.weights_in_config(current, stack)
         if not any(weights.values()):  # e.g. app.port changed: the next deploy writes the site
             return False, f"left {layout.nginx_conf} alone: it routes to no slot on ports {stack.app.slot_ports}"

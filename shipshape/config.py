@@ -104,6 +104,11 @@ class Tls(Model):
     https_port: Port = 443
     hsts_max_age: Annotated[int, Field(ge=0, le=63072000)] = 31536000
 
+    @property
+    def port_suffix(self) -> str:
+        """The port as written in an https:// URL: ":8443", or "" for the default 443."""
+        return "" if self.https_port == 443 else f":{self.https_port}"
+
 
 class Canary(Model):
     steps: tuple[Percent, ...] = (10, 50, 100)

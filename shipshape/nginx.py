@@ -90,42 +90,37 @@ def _listen(stack, port: int, ssl: bool = False) -> str:
     return f"listen 127.0.0.1:{port}{suffix};"
 
 
+def _server(listen: str, body: str) -> str:
+    return f"""    server {{
+        {listen}
+        server_name _;
+{body}
+    }}"""
+
+
 def _servers_blocks(stack, layout: Layout) -> str:
     """One plain-HTTP server; with shipshape:tls, an HTTPS one and a plain one that redirects to it."""
     tls = stack.tls
+    plain = _listen(stack, stack.host.http_port)
     if not tls:
-        return f"""    server {{
-        {_listen(stack, stack.host.http_port)}
-        server_name _;
-
-{SITE}
-    }}"""
-    port = "" if tls.https_port == 443 else f":{tls.https_port}"
-    return f"""    server {{
-        {_listen(stack, stack.host.http_port)}
-        server_name _;
-
+        return _server(plain, f"\n{SITE}")
+    redirect = f"""
         # certbot --webroot renewals answer ACME http-01 challenges over plain HTTP.
         location /.well-known/acme-challenge/ {{
             root {layout.acme_webroot};
         }}
 {HEALTH}
         location / {{
-            return 308 https://$host{port}$request_uri;
-        }}
-    }}
-
-    server {{
-        {_listen(stack, tls.https_port, ssl=True)}
-        server_name _;
-        ssl_certificate {tls.certificate};
+            return 308 https://$host{tls.port_suffix}$request_uri;
+        }}"""
+    secure = f"""        ssl_certificate {tls.certificate};
         ssl_certificate_key {tls.key};
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_session_cache shared:shipshape_tls:1m;
         # Beside the other add_header lines: nginx inherits none of a level's add_headers once it has one.
         add_header Strict-Transport-Security "max-age={tls.hsts_max_age}" always;
-{SITE}
-    }}"""
+{SITE}"""
+    return f"{_server(plain, redirect)}\n\n{_server(_listen(stack, tls.https_port, ssl=True), secure)}"
 
 
 def site_config(stack, layout: Layout, weights: dict[str, int]) -> str:
@@ -167,6 +162,11 @@ http {{
 def _nginx(layout: Layout, *args: str) -> str:
     prefix = layout.nginx + "/"
     return shlex.join(["nginx", *args, "-p", prefix, "-e", f"{layout.nginx}/error.log"])
+
+
+def read_config_command(layout: Layout) -> Command:
+    """Print the live nginx.conf."""
+    return ["cat", layout.nginx_conf]
 
 
 def config_test_command(layout: Layout) -> Command:
