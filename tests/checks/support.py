@@ -33,6 +33,19 @@ class CheckRun:
     def with_outcome(self, outcome: str) -> set[str]:
         return {name for name, o in self.outcomes.items() if o == outcome}
 
+    def assert_fails_only(self, fails: set, also: tuple = (), baseline: "CheckRun | None" = None,
+                          label: str = "") -> None:
+        """`fails` failed, nothing else did but checks named by the `also` prefixes, every check that
+        passed in `baseline` but those still passes, and the run exited 1."""
+        assert fails <= self.failing(), f"{label}expected {sorted(fails)} to fail:\n{self.checklist}"
+        unexpected = {n for n in self.failing() - fails if not n.startswith(also)}
+        assert not unexpected, f"{label}also failed {sorted(unexpected)}:\n{self.checklist}"
+        if baseline:
+            lost = {n for n in baseline.with_outcome("passed") - self.with_outcome("passed")
+                    if n not in fails and not n.startswith(also)}
+            assert not lost, f"{label}checks that passed before no longer pass: {sorted(lost)}"
+        assert self.returncode == 1
+
 
 def run_checks(tmp_path: Path, stack: str = "local", root: Path | None = None, *args: str) -> CheckRun:
     """`python -m pytest checks/ --stack STACK` from the repo; SHIPSHAPE_ROOT=root picks other stack files."""

@@ -7,23 +7,19 @@ with the plain stack file again, which puts the plain-HTTP site back.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
 from shipshape import nginx
-from shipshape.remote import Script
-from tests.e2e.conftest import FAB
 from tests.support.services import free_port
 from tests.support.tls import TestCA
 
-from .support import REPO, run_checks, variant_root
+from .breaks import HTTP
+from .support import CheckRun, run_checks, variant_root
 
 TLS_PAIR = {"test_http::test_http_redirects_to_https", "test_http::test_certificate_valid"}
-HTTP = ("test_http::", "test_access::")
 
 
 @dataclass
@@ -31,47 +27,42 @@ class TlsStack:
     root: Path            # project root whose Pulumi.local.yaml sets shipshape:tls
     ca: TestCA
     live: str             # the directory on the host holding fullchain.pem and privkey.pem
-    setup_output: str
+    setup_output: str = ""
+    baseline: CheckRun | None = None   # the checks' run once `fab setup` applied TLS
 
     def install(self, runner, directory: Path) -> None:
-        """Put a certificate pair where shipshape:tls points, and reload nginx so it serves it."""
+        """Put a certificate pair where shipshape:tls points (nginx serves it from its next reload)."""
         for name in ("fullchain.pem", "privkey.pem"):
             runner.put(directory / name, f"{self.live}/{name}")
         runner.run(["chmod", "600", f"{self.live}/privkey.pem"])
 
 
-def _fab_setup(root: Path) -> str:
-    proc = subprocess.run([str(FAB), "setup", "--stack", "local"], cwd=REPO, capture_output=True, text=True,
-                          timeout=240, env={**os.environ, "SHIPSHAPE_ROOT": str(root)})
-    assert proc.returncode == 0, f"fab setup exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
-    return proc.stdout + proc.stderr
-
-
 @pytest.fixture(scope="module")
-def tls_stack(deployed_stack, tmp_path_factory):
+def tls_stack(local_stack, deployed_stack, tmp_path_factory):
     runner, layout = deployed_stack.runner, deployed_stack.layout
     here = tmp_path_factory.mktemp("tls")
     ca = TestCA(here / "ca")
-    good = here / "good"
-    ca.issue(good, days=90)
+    ca.issue(here / "good", days=90)
     live = f"{layout.root}/tls"
     runner.run(["install", "-d", "-m", "700", live])
-    stack = TlsStack(None, ca, live, "")
-    stack.install(runner, good)
     tls = {"certificate": f"{live}/fullchain.pem", "key": f"{live}/privkey.pem", "https_port": free_port()}
-    stack.root = variant_root(deployed_stack.root, here / "project", {"ca_file": str(ca.pem)},
-                              config={"shipshape:tls": tls})
-    stack.setup_output = _fab_setup(stack.root)
+    root = variant_root(deployed_stack.root, here / "project", {"ca_file": str(ca.pem)},
+                        config={"shipshape:tls": tls})
+    stack = TlsStack(root, ca, live)
+    stack.install(runner, here / "good")
     try:
+        done = replace(local_stack, root=root).fab("setup", "--stack", "local")
+        stack.setup_output = done.stdout + done.stderr
+        stack.baseline = run_checks(here, "local", root)
         yield stack
     finally:
-        _fab_setup(deployed_stack.root)   # the plain site again, weights kept
+        local_stack.fab("setup", "--stack", "local")   # the plain site again, weights kept
         runner.run(["rm", "-rf", live])
 
 
-def test_fab_setup_applies_tls_and_every_check_passes(tls_stack, tmp_path):
+def test_fab_setup_applies_tls_and_every_check_passes(tls_stack):
     assert "nginx site rewritten" in tls_stack.setup_output
-    run = run_checks(tmp_path, "local", tls_stack.root)
+    run = tls_stack.baseline
     assert not run.failing(), run.checklist
     assert TLS_PAIR <= run.with_outcome("passed"), run.checklist  # run, not skipped
     assert "Strict-Transport-Security" in run.checklist
@@ -84,17 +75,10 @@ def _reload(deployed_stack) -> None:
 
 def _edit_site(deployed_stack, old: str, new: str) -> str:
     runner, layout = deployed_stack.runner, deployed_stack.layout
-    current = runner.run(Script(f"cat {layout.nginx_conf}")).stdout
+    current = runner.run(nginx.read_config_command(layout)).stdout
     assert old in current, f"{old!r} not in the live nginx.conf"
     runner.run_all(nginx.apply_commands(layout, current.replace(old, new)))
     return current
-
-
-def _assert_only(run, fails: set, also: tuple = ()) -> None:
-    assert fails <= run.failing(), f"expected {sorted(fails)} to fail:\n{run.checklist}"
-    unexpected = {n for n in run.failing() - fails if not n.startswith(also)}
-    assert not unexpected, f"also failed {sorted(unexpected)}:\n{run.checklist}"
-    assert run.returncode == 1
 
 
 def _checks_while_serving(tls_stack, deployed_stack, tmp_path, certificate: Path):
@@ -112,7 +96,7 @@ def _checks_while_serving(tls_stack, deployed_stack, tmp_path, certificate: Path
 def test_certificate_expiring_in_10_days_fails_only_the_certificate_check(tls_stack, deployed_stack, tmp_path):
     tls_stack.ca.issue(tmp_path / "short", days=10)
     run = _checks_while_serving(tls_stack, deployed_stack, tmp_path, tmp_path / "short")
-    _assert_only(run, {"test_http::test_certificate_valid"})
+    run.assert_fails_only({"test_http::test_certificate_valid"}, baseline=tls_stack.baseline)
     assert "certificate expires in 10.0 days (< 14)" in run.checklist, run.checklist
 
 
@@ -120,7 +104,7 @@ def test_certificate_from_an_untrusted_ca_fails_verification(tls_stack, deployed
     TestCA(tmp_path / "other").issue(tmp_path / "stranger", days=90)
     run = _checks_while_serving(tls_stack, deployed_stack, tmp_path, tmp_path / "stranger")
     # Users cannot connect either: every HTTPS check fails with it, honestly.
-    _assert_only(run, {"test_http::test_certificate_valid"}, also=HTTP)
+    run.assert_fails_only({"test_http::test_certificate_valid"}, HTTP, tls_stack.baseline)
     assert "certificate does not verify" in run.checklist
 
 
@@ -131,4 +115,4 @@ def test_plain_http_serving_the_site_fails_only_the_redirect_check(tls_stack, de
         run = run_checks(tmp_path, "local", tls_stack.root)
     finally:
         deployed_stack.runner.run_all(nginx.apply_commands(deployed_stack.layout, original))
-    _assert_only(run, {"test_http::test_http_redirects_to_https"})
+    run.assert_fails_only({"test_http::test_http_redirects_to_https"}, baseline=tls_stack.baseline)

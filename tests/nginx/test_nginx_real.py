@@ -132,14 +132,19 @@ def test_security_headers_and_health(nginx_site):
     assert "Server" not in proxied.headers or proxied.headers["Server"] == "nginx"
 
 
+def _with_tls(stack: Stack, **tls) -> Stack:
+    """`stack` with shipshape:tls (validated again, as a stack file would be)."""
+    config = stack.model_dump(mode="json")
+    config["tls"] = {**(config["tls"] or {}), **tls}
+    return Stack.model_validate(config)
+
+
 @pytest.fixture
 def tls_site(nginx_site, tmp_path):
     """nginx_site with shipshape:tls: a certificate for 127.0.0.1 from a throwaway CA, HTTPS on a free port."""
     ca = TestCA(tmp_path / "ca")
     certificate, key = ca.issue(tmp_path / "live")
-    config = nginx_site.stack.model_dump(exclude={"name", "source"}, mode="json")
-    config["tls"] = {"certificate": str(certificate), "key": str(key), "https_port": free_port()}
-    nginx_site.stack = Stack.model_validate({"name": "test", "source": "Pulumi.test.yaml", **config})
+    nginx_site.stack = _with_tls(nginx_site.stack, certificate=str(certificate), key=str(key), https_port=free_port())
     nginx_site.apply({"a": 100, "b": 0})
     return nginx_site, ca
 
@@ -173,9 +178,7 @@ def test_tls_still_answers_acme_challenges_and_health_over_plain_http(tls_site):
 
 def test_tls_with_a_missing_certificate_never_lands(tls_site):
     site, ca = tls_site
-    config = site.stack.model_dump(exclude={"name", "source"}, mode="json")
-    config["tls"]["certificate"] = "/nonexistent/fullchain.pem"
-    broken = Stack.model_validate({"name": "test", "source": "Pulumi.test.yaml", **config})
+    broken = _with_tls(site.stack, certificate="/nonexistent/fullchain.pem")
     before = Path(site.layout.nginx_conf).read_text()
     with pytest.raises(RemoteError, match="fullchain.pem"):
         site.runner.run_all(nginx.apply_commands(site.layout, nginx.site_config(broken, site.layout, {"a": 100})))
