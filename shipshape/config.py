@@ -10,7 +10,7 @@ import re
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from shipshape.secrets import SecretRef
 
@@ -41,6 +41,10 @@ def _secret_ref(value: Any) -> SecretRef | None:
     return SecretRef.parse(value)
 
 
+# `_secret_ref` over each value of a NAME: reference mapping, so an error's location ends in the NAME.
+_secret_refs = TypeAdapter(dict[Any, Annotated[Any, AfterValidator(_secret_ref)]]).validate_python
+
+
 Secret = Annotated[SecretRef, Field(json_schema_extra={"secret": True})]
 
 
@@ -55,21 +59,74 @@ class Runtime(str, Enum):
     docker = "docker"
 
 
+def _relative(path: str) -> str:
+    if any(part in ("", ".", "..") for part in path.split("/")):
+        raise ValueError("expected a path inside the release, e.g. logs or web/dist (no '..', no leading '/')")
+    return path
+
+
+RelPath = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$"), AfterValidator(_relative)]
+EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
+
+
+class Static(Model):
+    """A directory of the built release that nginx serves itself (hosts only), e.g. a front end's build.
+
+    Files under `url_path` are answered from `dir` in the release; file names carrying a content hash
+    (`app.3f9a1c2b.js`) get a year-long immutable Cache-Control, the rest `no-cache`.
+    """
+
+    dir: RelPath = Field(description="directory inside the release, e.g. web/dist")
+    url_path: UrlPath = Field("/static/", description="URL prefix nginx serves it under, ending in /")
+
+    @field_validator("url_path")
+    @classmethod
+    def _slash(cls, path: str) -> str:
+        if not path.endswith("/"):
+            raise ValueError("expected a URL prefix ending in /, e.g. /assets/")
+        return path
+
+
 class App(Model):
-    """The application being shipped: where its code is and how to build, migrate and start it."""
+    """The application being shipped: where its code is and how to build, migrate and start it.
+
+    Commands run as written by `sh -c` in the release directory, as the app user, with the stack's
+    environment: PATH starts with the release's dependencies (a Python venv's bin, or node_modules/.bin),
+    and PORT, RELEASE_ID and GIT_SHA are set.
+    """
 
     name: Name = "app"
     repo: str = "examples/app"
-    build: str = ""
-    migrate: str = "alembic upgrade head"
+    kind: Literal["python", "node"] | None = Field(
+        None, description="python (requirements.txt) or node (package.json + package-lock.json); "
+                          "unset: detected from the app's files at `fab build`")
+    build: str = Field("", description="run locally by `fab build` in a clean export of the commit, e.g. "
+                                       "`npm ci && npm run build`; its outputs ship in the artifact")
+    migrate: str = Field("alembic upgrade head", description="run once per deploy before traffic moves; "
+                                                             "empty: the app has no migrations")
     start: str = "uvicorn app.main:app --host 127.0.0.1 --port $PORT --timeout-graceful-shutdown 20"
+    create_account: str = Field(
+        "", description="creates or updates one check account (stack checks.accounts) after migrating; "
+                        "gets ACCOUNT_USERNAME, ACCOUNT_ROLE and ACCOUNT_PASSWORD in its environment. "
+                        "Empty: the accounts must already exist")
+    env: dict[EnvName, str] = Field({}, description="plain environment variables for this stack")
+    secret_env: dict[EnvName, Secret] = Field(
+        {}, description="NAME: secret reference (env:/file: on a host, gcp: on Cloud Run)")
+    shared_dirs: tuple[RelPath, ...] = Field(
+        (), description="directories kept under shared/ across releases and linked into each one, "
+                        "writable by the app user (e.g. logs, uploads)")
+    static: Static | None = None
     health_path: UrlPath = "/healthz"
     readiness_path: UrlPath = "/readyz"
-    version_path: UrlPath = "/version"
+    version_path: UrlPath | None = Field(
+        "/version", description="answers JSON with `release`; null: the app has none, and the checks "
+                                "use the release its process was started with")
     port: Port = 8001
     roles: tuple[Name, ...] = ("admin", "member", "viewer")
     modules: tuple[UrlPath, ...] = ("/api/notes", "/api/projects", "/api/reports")
     login_path: UrlPath = "/login"
+
+    _check_secret_env = field_validator("secret_env", mode="before")(classmethod(lambda cls, v: _secret_refs(v)))
 
     @property
     def slot_ports(self) -> tuple[int, int]:
@@ -230,7 +287,6 @@ class Checks(Model):
 
 
 GCP_REGION = re.compile(r"^[a-z]+-[a-z]+\d$")
-EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
 
 
 class Cloud(Model):
@@ -317,6 +373,42 @@ class Stack(Model):
             raise ValueError(f"shipshape:tls.https_port = {self.tls.https_port}: is also shipshape:host.http_port; "
                              "expected another port")
         return self
+
+    @model_validator(mode="after")
+    def _ports_on_a_host(self) -> "Stack":
+        if self.is_cloud:
+            return self
+        if self.app.port == 65535:
+            raise ValueError("shipshape:app.port = 65535: slot b would listen on 65536; expected at most 65534")
+        listeners = _host_listeners(self)
+        for index, (_, subject, port) in enumerate(listeners):
+            for other, _, other_port in listeners[index + 1:]:
+                if port == other_port:
+                    raise ValueError(f"{subject} collides with {other} ({port})")
+        return self
+
+    @model_validator(mode="after")
+    def _secret_env_for_target(self) -> "Stack":
+        for name, ref in self.app.secret_env.items():
+            key = f"shipshape:app.secret_env.{name} = {ref}"
+            if self.is_cloud and ref.kind != "gcp":
+                raise ValueError(f"{key}: Cloud Run reads secrets from Secret Manager; expected gcp:SECRET_ID")
+            if not self.is_cloud and ref.kind == "gcp":
+                raise ValueError(f"{key}: only Cloud Run reads Secret Manager, and shipshape:target is "
+                                 f"{self.target.value}; expected env:NAME or file:NAME")
+        return self
+
+
+def _host_listeners(stack: Stack) -> list[tuple[str, str, int]]:
+    """(key, how a message names it, port) for each port a host target listens on."""
+    app = f"shipshape:app.port = {stack.app.port}:"
+    slots = [("shipshape:app.port", f"{app} slot {slot} ({port})", port)
+             for slot, port in zip("ab", stack.app.slot_ports)]
+    others = [("shipshape:host.http_port", stack.host.http_port),
+              *([("shipshape:tls.https_port", stack.tls.https_port)] if stack.tls else []),
+              ("shipshape:database.port", stack.database.port),
+              ("shipshape:redis.port", stack.redis.port)]
+    return slots + [(key, f"{key} = {port}:", port) for key, port in others]
 
 
 SECTIONS = tuple(name for name in Stack.model_fields if name not in ("name", "source"))

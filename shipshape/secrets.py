@@ -21,7 +21,14 @@ MASK = "***"
 
 
 class SecretError(Exception):
-    """A secret reference that cannot be resolved (its value is never part of the message)."""
+    """A secret reference that cannot be resolved (its value is never part of the message).
+
+    `reason` is the message without the reference, for callers that name the reference themselves.
+    """
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = message if reason is None else reason
 
 
 class Sensitive(str):
@@ -63,14 +70,17 @@ class SecretRef:
         environ = os.environ if environ is None else environ
         if self.kind == "env":
             if self.name not in environ:
-                raise SecretError(f"secret {self}: environment variable {self.name} is not set")
+                raise self._unresolvable(f"environment variable {self.name} is not set")
             return Sensitive(environ[self.name])
         if self.kind == "file":
             values = read_secrets_file(secrets_file) if secrets_file else {}
             if self.name not in values:
-                raise SecretError(f"secret {self}: key {self.name} not found in {secrets_file}")
+                raise self._unresolvable(f"key {self.name} not found in {secrets_file}")
             return Sensitive(values[self.name])
-        raise SecretError(f"secret {self}: Secret Manager values are read by the service, not locally")
+        raise self._unresolvable("Secret Manager values are read by the service, not locally")
+
+    def _unresolvable(self, reason: str) -> SecretError:
+        return SecretError(f"secret {self}: {reason}", reason)
 
 
 def read_secrets_file(path: Path) -> dict[str, str]:

@@ -53,11 +53,50 @@ def load_stack(stack: str = DEFAULT_STACK, root: Path | None = None) -> Stack:
     if not path.exists():
         known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in path.parent.glob("Pulumi.*.yaml"))
         raise ConfigError(f"{path.name}: no such stack file for stack {stack!r}; known stacks: {', '.join(known)}")
+    return parse_stack(read_document(path.read_text(), path.name) or {}, stack, path.name)
+
+
+def read_document(text: str, source: str) -> Any:
+    """Parse a stack file's YAML, refusing a key given twice in any mapping; errors name `source`."""
     try:
-        document = yaml.safe_load(path.read_text()) or {}
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except DuplicateKey as error:
+        raise ConfigError(f"{source}: {error}") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path.name}: not valid YAML: {error}") from None
-    return parse_stack(document, stack, path.name)
+        raise ConfigError(f"{source}: not valid YAML: {error}") from None
+
+
+class DuplicateKey(yaml.YAMLError):
+    """A mapping key given twice (PyYAML would silently keep the last)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader whose mappings refuse a key given twice, at any depth, naming its full key path."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self._refuse_duplicates(node, "", set())
+        return super().construct_document(node)
+
+    def _refuse_duplicates(self, node: yaml.Node, path: str, seen: set[int]) -> None:
+        if id(node) in seen:  # an alias: checked where its anchor is (and it may contain itself)
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self._refuse_duplicates(item, f"{path}[{index}]", seen)
+        elif isinstance(node, yaml.MappingNode):
+            lines: dict[Any, int] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # merge keys (<<) may repeat; other complex keys are the constructor's to judge
+                key = self.construct_object(key_node)
+                key_path = f"{path}.{key}" if path else str(key)
+                line = key_node.start_mark.line + 1
+                if key in lines:
+                    raise DuplicateKey(f"{key_path}: given twice (lines {lines[key]} and {line}); "
+                                       "expected each key once")
+                lines[key] = line
+                self._refuse_duplicates(value_node, key_path, seen)
 
 
 def parse_stack(document: Any, stack: str, source: str) -> Stack:
@@ -69,6 +108,9 @@ def parse_stack(document: Any, stack: str, source: str) -> Stack:
     config = document.get("config") or {}
     if not isinstance(config, dict):
         raise ConfigError(f"{source}: config: expected a mapping of namespaced keys")
+    if not any(str(key).startswith(f"{NAMESPACE}:") for key in config):
+        problems.append(f"{source}: no {NAMESPACE}: keys; a stack needs at least {NAMESPACE}:target "
+                        "(local, vps or cloudrun)")
     sections: dict[str, Any] = {}
     for key, value in config.items():
         namespace, _, name = str(key).partition(":")

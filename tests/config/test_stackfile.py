@@ -6,7 +6,7 @@ import yaml
 
 from shipshape.config import Target
 from shipshape.secrets import SecretRef, Sensitive, read_secrets_file
-from shipshape.stackfile import ConfigError, load_stack, parse_stack
+from shipshape.stackfile import ConfigError, load_stack, parse_stack, read_document
 
 
 @pytest.mark.parametrize("stack, target", [("local", Target.local), ("dev", Target.cloudrun),
@@ -51,7 +51,56 @@ INVALID = [
     ({"shipshape:host": {"http_port": 8443}, "shipshape:tls": {"certificate": "/c.pem", "key": "/k.pem",
                                                               "https_port": 8443}},
      "shipshape:tls.https_port = 8443", "also shipshape:host.http_port"),
+    # a stack must say at least what it deploys to
+    ({}, "no shipshape: keys", "a stack needs at least shipshape:target (local, vps or cloudrun)"),
+    ({"gcp:project": "my-project"}, "no shipshape: keys", "shipshape:target"),
+    # every port a host listens on is its own (slot a = app.port, slot b = app.port + 1)
+    ({"shipshape:app": {"port": 8080}, "shipshape:host": {"http_port": 8081}},
+     "shipshape:app.port = 8080: slot b (8081)", "collides with shipshape:host.http_port (8081)"),
+    ({"shipshape:app": {"port": 8080}, "shipshape:host": {"http_port": 8080}},
+     "shipshape:app.port = 8080: slot a (8080)", "collides with shipshape:host.http_port (8080)"),
+    ({"shipshape:target": "vps", "shipshape:tls": {"certificate": "/c.pem", "key": "/k.pem", "https_port": 8002}},
+     "shipshape:app.port = 8001: slot b (8002)", "collides with shipshape:tls.https_port (8002)"),
+    ({"shipshape:database": {"port": 8001}}, "shipshape:app.port = 8001: slot a (8001)",
+     "collides with shipshape:database.port (8001)"),
+    ({"shipshape:target": "vps", "shipshape:redis": {"port": 5432}}, "shipshape:database.port = 5432",
+     "collides with shipshape:redis.port (5432)"),
+    ({"shipshape:host": {"http_port": 6379}}, "shipshape:host.http_port = 6379",
+     "collides with shipshape:redis.port (6379)"),
+    ({"shipshape:tls": {"certificate": "/c.pem", "key": "/k.pem", "https_port": 5432}},
+     "shipshape:tls.https_port = 5432", "collides with shipshape:database.port (5432)"),
+    ({"shipshape:app": {"port": 65535}}, "shipshape:app.port = 65535", "slot b would listen on 65536"),
+    # secret_env references must be ones the target can read
+    ({"shipshape:app": {"secret_env": {"API_KEY": "gcp:api-key"}}},
+     "shipshape:app.secret_env.API_KEY = gcp:api-key", "only Cloud Run reads Secret Manager"),
+    ({"shipshape:target": "vps", "shipshape:app": {"secret_env": {"API_KEY": "gcp:api-key"}}},
+     "shipshape:app.secret_env.API_KEY = gcp:api-key", "shipshape:target is vps; expected env:NAME or file:NAME"),
+    ({"shipshape:target": "cloudrun", "shipshape:app": {"secret_env": {"API_KEY": "env:API_KEY"}}},
+     "shipshape:app.secret_env.API_KEY = env:API_KEY", "Cloud Run reads secrets from Secret Manager"),
+    ({"shipshape:target": "cloudrun", "shipshape:app": {"secret_env": {"DB_URL": "file:DB_URL"}}},
+     "shipshape:app.secret_env.DB_URL = file:DB_URL", "expected gcp:SECRET_ID"),
 ]
+
+VALID = [
+    # (config mapping, what it shows): nothing here may be refused
+    ({"shipshape:target": "vps"}, "defaults: 8001/8002, 80, 5432, 6379"),
+    ({"shipshape:app": {"port": 8101}, "shipshape:host": {"http_port": 8180}, "shipshape:database": {"port": 5434},
+      "shipshape:redis": {"port": 6381}}, "the e2e stack's ports"),
+    ({"shipshape:app": {"port": 65534}}, "slot b on the last port"),
+    ({"shipshape:app": {"port": 8000}, "shipshape:host": {"http_port": 8002}}, "http just above slot b"),
+    ({"shipshape:tls": {"certificate": "/c.pem", "key": "/k.pem"}}, "tls on 443 beside http on 80"),
+    ({"shipshape:target": "cloudrun", "shipshape:app": {"port": 5432}}, "Cloud Run: ports are not a host's"),
+    ({"shipshape:target": "cloudrun", "shipshape:app": {"secret_env": {"API_KEY": "gcp:api-key"}}},
+     "Cloud Run reads gcp:"),
+    ({"shipshape:target": "vps", "shipshape:app": {"secret_env": {"A": "env:A", "B": "file:B"}}},
+     "a host reads env: and file:"),
+    ({"shipshape:host": {"port": 2222}}, "any shipshape: key makes a stack (target defaults to local)"),
+]
+
+
+@pytest.mark.parametrize("config, shows", VALID, ids=[case[1] for case in VALID])
+def test_valid_config_is_accepted(config, shows):
+    parse_stack({"config": config}, "good", "Pulumi.good.yaml")
 
 
 @pytest.mark.parametrize("config, key, words", INVALID, ids=[case[1] for case in INVALID])
@@ -70,12 +119,21 @@ PLAINTEXT = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
 @pytest.mark.parametrize("config", [
     {"shipshape:notifications": {"webhook": PLAINTEXT}},
     {"shipshape:checks": {"accounts": {"admin": {"username": "a", "password": PLAINTEXT}}}},
+    {"shipshape:app": {"secret_env": {"API_KEY": PLAINTEXT}}},
 ])
 def test_plaintext_secret_is_refused_without_echoing_it(config):
     with pytest.raises(ConfigError) as error:
         parse_stack({"config": config}, "bad", "Pulumi.bad.yaml")
     assert "plaintext secret" in str(error.value)
     assert PLAINTEXT not in str(error.value)
+
+
+def test_plaintext_secret_env_names_its_variable():
+    config = {"shipshape:app": {"secret_env": {"DB_URL": "env:DB_URL", "API_KEY": PLAINTEXT}}}
+    with pytest.raises(ConfigError) as error:
+        parse_stack({"config": config}, "bad", "Pulumi.bad.yaml")
+    assert str(error.value) == ("Pulumi.bad.yaml: shipshape:app.secret_env.API_KEY = '***': looks like a plaintext "
+                                "secret; expected a reference env:NAME, file:NAME or gcp:NAME")
 
 
 def test_secret_references_parse():
@@ -90,6 +148,46 @@ def test_stack_file_on_disk_errors_name_the_file(tmp_path):
         load_stack("qa", tmp_path)
     with pytest.raises(ConfigError, match="no such stack file.*known stacks: qa"):
         load_stack("staging", tmp_path)
+
+
+DUPLICATES = [
+    # (stack file text, the whole message): PyYAML alone would keep the last value silently
+    ("config:\n  shipshape:app: {port: 8001}\n  gcp:project: p\n  shipshape:app: {port: 9001}\n",
+     "config.shipshape:app: given twice (lines 2 and 4); expected each key once"),
+    ("config:\n  shipshape:target: vps\n  shipshape:app:\n    port: 8001\n    name: web\n    port: 9001\n",
+     "config.shipshape:app.port: given twice (lines 4 and 6); expected each key once"),
+    ("config:\n  shipshape:target: vps\nconfig:\n  shipshape:target: local\n",
+     "config: given twice (lines 1 and 3); expected each key once"),
+    ("config:\n  shipshape:checks:\n    accounts:\n      admin: {username: a, password: 'env:A', username: b}\n",
+     "config.shipshape:checks.accounts.admin.username: given twice (lines 4 and 4); expected each key once"),
+    ("config:\n  shipshape:gcp:\n    ssh_allow:\n      - {cidr: 10.0.0.0/8, cidr: 0.0.0.0/0}\n",
+     "config.shipshape:gcp.ssh_allow[0].cidr: given twice (lines 4 and 4); expected each key once"),
+]
+
+
+@pytest.mark.parametrize("text, message", DUPLICATES, ids=[case[1].split(": given")[0] for case in DUPLICATES])
+def test_a_key_given_twice_is_refused_naming_its_path_and_lines(tmp_path, text, message):
+    (tmp_path / "Pulumi.bad.yaml").write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_stack("bad", tmp_path)
+    assert str(error.value) == f"Pulumi.bad.yaml: {message}"
+
+
+@pytest.mark.parametrize("text", [
+    "config:\n  shipshape:app: {port: 9001}\n  shipshape:host: {port: 2222}\n",   # same key, other mappings
+    "base: &base {port: 9001}\nconfig:\n  shipshape:app: {<<: *base, name: web}\n",  # merge keys
+])
+def test_the_same_key_in_different_mappings_is_fine(tmp_path, text):
+    assert read_document(text, "Pulumi.ok.yaml")["config"]["shipshape:app"]["port"] == 9001
+
+
+@pytest.mark.parametrize("text", ["", "# nothing yet\n", "config:\n", "config:\n  gcp:project: my-project\n"])
+def test_a_stack_file_without_shipshape_keys_is_refused(tmp_path, text):
+    (tmp_path / "Pulumi.x.yaml").write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_stack("x", tmp_path)
+    assert str(error.value) == ("Pulumi.x.yaml: no shipshape: keys; a stack needs at least shipshape:target "
+                                "(local, vps or cloudrun)")
 
 
 def test_invalid_yaml_is_a_config_error(tmp_path):
