@@ -12,6 +12,9 @@ from shipshape.stackfile import ConfigError, find_root, load_stack
 
 STACK = pytest.StashKey()
 pytest_plugins = ["checks.fixtures_host", "checks.fixtures_http"]
+WHY_EMPTY = {"role": "no check accounts configured (shipshape:checks.accounts)",
+             "module": "the app declares no modules (shipshape:app.modules is empty)"}
+ABSENT = "(none)"  # what an empty {role} / {module} shows in a skipped check's title
 
 
 def pytest_addoption(parser):
@@ -37,12 +40,22 @@ def pytest_configure(config):
 
 
 def pytest_generate_tests(metafunc):
-    """Checks parametrized by the stack: one per configured role and per app module."""
+    """Checks parametrized by the stack: one per configured role and per app module.
+
+    With no accounts or no modules there is nothing to parametrize over: such a check becomes one
+    SKIP row that says which setting is empty (pytest alone would say "got empty parameter set").
+    """
     stack = metafunc.config.stash[STACK]
-    if "role" in metafunc.fixturenames:
-        metafunc.parametrize("role", sorted(stack.checks.accounts))
-    if "module" in metafunc.fixturenames:
-        metafunc.parametrize("module", stack.app.modules)
+    values = {"role": sorted(stack.checks.accounts), "module": list(stack.app.modules)}
+    used = [name for name in values if name in metafunc.fixturenames]
+    empty = [WHY_EMPTY[name] for name in used if not values[name]]
+    if empty:
+        # One row, its title showing what there is: "`/api/notes, /api/reports` answers 200 to ... `(none)`".
+        shown = [", ".join(values[name]) or ABSENT for name in used]
+        metafunc.parametrize(used, [pytest.param(*shown, id="none", marks=pytest.mark.skip(reason="; ".join(empty)))])
+        return
+    for name in used:
+        metafunc.parametrize(name, values[name])
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """HTTP fixtures: the site's base URL, an anonymous session, and one signed-in session per role."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 import requests
@@ -10,6 +10,8 @@ from shipshape.secrets import SecretError
 from shipshape.stackfile import find_root, secrets_path
 
 TIMEOUT = 5.0
+REDIRECTS = (301, 302, 303, 307, 308)
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def base_url_for(stack) -> str:
@@ -37,6 +39,23 @@ def plain_url_for(stack) -> str:
     if stack.is_cloud or stack.host.http_port == 80:
         return f"http://{hostname}"
     return f"http://{hostname}:{stack.host.http_port}"
+
+
+def _origin(parts) -> tuple:
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(parts.scheme)
+
+
+def login_url(response, base_url: str, login_path: str) -> str | None:
+    """The absolute URL a redirect goes to when it is the site's own login page, else None.
+
+    Location may be relative ("/login?next=/") or absolute on the same site; query and fragment are
+    the app's business, the path must be exactly the login page's.
+    """
+    if response.status_code not in REDIRECTS or "Location" not in response.headers:
+        return None
+    target, site = urlsplit(urljoin(base_url + "/", response.headers["Location"])), urlsplit(base_url)
+    same_page = _origin(target) == _origin(site) and target.path == site.path.rstrip("/") + login_path
+    return target.geturl() if same_page else None
 
 
 def ca_bundle(stack) -> str | bool:

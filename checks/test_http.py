@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from checks.fixtures_http import plain_url_for, tls_applies
+from checks.fixtures_http import login_url, plain_url_for, tls_applies
 
 ORDER = 1
 AREA = "HTTP"
@@ -24,11 +24,19 @@ def _get(http, url, check, **kwargs):
     return http.get(url, timeout=TIMEOUT, allow_redirects=False, **kwargs)
 
 
-def test_site_reachable(http, base_url, check):
-    """Front page answers 200"""
+def test_site_reachable(http, base_url, stack, check):
+    """Front page answers 200, or redirects to the login page, which answers 200"""
     response = _get(http, base_url + "/", check)
-    assert response.status_code == 200, f"GET / answered {response.status_code}"
-    check.detail(f"200, {len(response.content)} bytes")
+    if response.status_code == 200:
+        check.detail(f"200, {len(response.content)} bytes")
+        return
+    location = response.headers.get("Location")
+    answered = f"GET / answered {response.status_code}" + (f" -> {location}" if location else "")
+    login = login_url(response, base_url, stack.app.login_path)
+    assert login, f"{answered}; expected 200 or a redirect to the login page {stack.app.login_path}"
+    page = http.get(login, timeout=TIMEOUT, allow_redirects=False)
+    assert page.status_code == 200, f"{answered}, but the login page answered {page.status_code}"
+    check.detail(f"{response.status_code} -> {location}, login page 200")
 
 
 def test_health(http, base_url, stack, check):
@@ -46,7 +54,14 @@ def test_readiness(http, base_url, stack, check):
 
 
 def test_version_is_serving_release(http, base_url, stack, check, request):
-    """/version reports the release that state/slots.json says is serving"""
+    """The app runs the release state/slots.json serves (per its version endpoint, else its processes' RELEASE_ID)"""
+    if stack.app.version_path is None:
+        if stack.is_cloud:
+            pytest.skip("the app has no version endpoint (shipshape:app.version_path is null) and a Cloud Run "
+                        "stack has no processes to ask for their release")
+        _processes_run_serving_release(request.getfixturevalue("facts"), stack,
+                                       request.getfixturevalue("layout"), check)
+        return
     response = _get(http, base_url + stack.app.version_path, check)
     assert response.status_code == 200, f"answered {response.status_code}"
     release = response.json().get("release")
@@ -55,8 +70,32 @@ def test_version_is_serving_release(http, base_url, stack, check, request):
         check.detail(f"release {release} (Cloud Run: no slots.json to compare with)")
         return
     serving = {slot["release"] for slot in request.getfixturevalue("facts").serving_slots().values()}
-    assert release in serving, f"/version says {release}; slots.json serves {sorted(serving) or 'nothing'}"
+    assert release in serving, \
+        f"{stack.app.version_path} says {release}; slots.json serves {sorted(serving) or 'nothing'}"
     check.detail(f"release {release}")
+
+
+def _processes_run_serving_release(facts, stack, layout, check) -> None:
+    """No version endpoint: each serving slot's process must carry the slot's release as RELEASE_ID."""
+    serving = facts.serving_slots()
+    assert serving, f"no serving slot in slots.json ({facts['slots_error'] or facts.slots})"
+    check.target(f"RELEASE_ID of {stack.runtime.value} processes "
+                 + ", ".join(f"{stack.app.name}-{slot}" for slot in serving))
+    listed = facts.command("processes")
+    assert listed["rc"] == 0, f"no process list from {stack.runtime.value}: {listed['output'][-300:]}"
+    states = facts.processes(stack, layout)
+    wrong = [_mismatch(slot, state["release"], states.get(slot)) for slot, state in serving.items()]
+    assert not any(wrong), "; ".join(filter(None, wrong))
+    check.detail(", ".join(f"slot {slot} runs {state['release']}" for slot, state in serving.items())
+                 + " (no version endpoint: RELEASE_ID of the processes)")
+
+
+def _mismatch(slot: str, release: str, process) -> str | None:
+    if process is None:
+        return f"slot {slot} serves {release} but has no process"
+    if process.release != release:
+        return f"slot {slot} runs {process.release or 'no RELEASE_ID'}, slots.json says {release}"
+    return None
 
 
 def test_security_headers(http, base_url, stack, check):
