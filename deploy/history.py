@@ -25,6 +25,9 @@ OUTCOME_STYLE = {"success": "green", "failed": "red", "rolled_back": "yellow"}
 @contextmanager
 def host_runner(settings):
     """A Runner on the stack's host over one SSH connection, closed on the way out."""
+    if settings.is_cloud:
+        fail(f"{settings.source}: shipshape:target = cloudrun: this task acts on a host, and a Cloud Run "
+             "stack has none (Cloud Run releases come with their own work)", 2)
     connection = connect(settings.host, find_root())
     try:
         yield Runner(connection)

@@ -10,15 +10,12 @@ from fabric import task
 from deploy.stackinfo import load_or_exit
 from shipshape import build as builder
 from shipshape import lock, rollback as flows
-from shipshape import release_commands as rc
-from shipshape.layout import layout_for
 from shipshape.progress import info, step
-from shipshape.release import Deploy, preflight
-from shipshape.remote import RemoteError, Runner, connect
-from shipshape.runtimes import for_stack
+from shipshape.release import deploy as deploy_flow
+from shipshape.remote import RemoteError
 from shipshape.secrets import SecretError
-from shipshape.stackfile import find_root, secrets_path
-from shipshape.target import DeployFailed, Target
+from shipshape.stackfile import find_root
+from shipshape.targets import DeployFailed, NotSupported, ReleaseTarget, open_target
 
 STACK = {"stack": "stack name: reads Pulumi.<stack>.yaml (default: local)"}
 
@@ -33,13 +30,19 @@ def failing_cleanly(task_name: str):
     previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
         yield
+    except NotSupported as error:
+        print(f"{task_name}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except SecretError as error:
+        print(f"{task_name} refused before touching the host: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     except DeployFailed as error:
         print(f"{task_name} failed at step {error.step}: {error.reason}", file=sys.stderr)
         raise SystemExit(1) from None
     except lock.LockHeld as error:
         print(f"{task_name} refused: {error}", file=sys.stderr)
         raise SystemExit(3) from None
-    except (RemoteError, builder.BuildError, SecretError) as error:
+    except (RemoteError, builder.BuildError) as error:
         print(f"{task_name} failed: {error}", file=sys.stderr)
         raise SystemExit(1) from None
     finally:
@@ -48,24 +51,16 @@ def failing_cleanly(task_name: str):
 
 @contextmanager
 def locked_target(task_name: str, stack: str):
-    """The stack's Target with its deploy lock held, failures reported cleanly."""
+    """The stack's target with its deploy lock held, failures reported cleanly."""
     with failing_cleanly(task_name):
-        t = open_target(stack)
-        with lock.held(t.runner, t.layout, task_name, stack=stack):
+        t = target(stack, with_secrets=False)
+        with t.locked(task_name):
             yield t
 
 
-def open_target(stack_name: str, with_accounts: bool = False) -> Target:
-    settings = load_or_exit(stack_name)
-    layout = layout_for(settings)
-    runner = Runner(connect(settings.host, find_root()))
-    accounts = []
-    if with_accounts:
-        path = secrets_path(stack_name)
-        for role, account in settings.checks.accounts.items():
-            accounts.append((account.username, role, account.password.resolve(path)))
-            runner.add_secret(accounts[-1][2])
-    return Target(settings, layout, runner, for_stack(settings, layout), accounts)
+def target(stack_name: str, with_secrets: bool = True) -> ReleaseTarget:
+    """The stack's release target: config validated, secrets resolved, nothing on a host changed yet."""
+    return open_target(load_or_exit(stack_name), find_root(), with_secrets=with_secrets)
 
 
 def build_artifact(settings, allow_dirty: bool, sha: str | None):
@@ -76,7 +71,8 @@ def build_artifact(settings, allow_dirty: bool, sha: str | None):
         if not matches:
             raise builder.BuildError(f"no artifact for sha {sha} in {out}; run `fab build` at that commit")
         return builder.read_manifest(matches[0])
-    artifact, built = builder.build(root / settings.app.repo, out, allow_dirty)
+    artifact, built = builder.build(root / settings.app.repo, out, allow_dirty, settings.app.build,
+                                    settings.app.kind, log=info)
     info(f"{'built' if built else 'already built (no-op)'}: .build/{artifact.name}")
     return artifact
 
@@ -85,20 +81,13 @@ def build_artifact(settings, allow_dirty: bool, sha: str | None):
 def build(c, stack="local", allow_dirty=False):
     """Build the app once per git sha into .build/<sha>.tar.gz (the same artifact goes to every stack).
 
-    Refuses a dirty app directory, naming the files, unless --allow-dirty.
+    Runs shipshape:app.build (e.g. `npm ci && npm run build`) in a clean export of the commit and packs
+    what it leaves (never node_modules). Refuses a dirty app directory, naming the files, unless --allow-dirty.
     Example: fab build
     """
     settings = load_or_exit(stack)
     with failing_cleanly("build"), step(f"build {settings.app.repo}"):
         build_artifact(settings, allow_dirty, None)
-
-
-def already_serving(state, artifact) -> bool:
-    """The live slot runs this very build, and its process is up (after a reboot it is not: deploy)."""
-    live = state.slots.live
-    process = state.processes.get(live) if live else None
-    return bool(live and state.slots.slots[live]["git_sha"] == artifact.sha and process and process.online
-                and not artifact.env_override and "dirty" not in artifact.id)
 
 
 @task(help={**STACK, "allow-dirty": "deploy uncommitted changes (see fab build)",
@@ -110,19 +99,12 @@ def deploy(c, stack="local", allow_dirty=False, sha=None):
     Example: fab deploy --stack local
     """
     with failing_cleanly("deploy"):
-        t = open_target(stack, with_accounts=True)
+        t = target(stack)
         with step("build"):
             artifact = build_artifact(t.stack, allow_dirty, sha)
-        with lock.held(t.runner, t.layout, "deploy", stack=stack):
-            with step("preflight (state, disk, nginx -t, migrations)"):
-                state = t.read_state(artifact)
-                for note in preflight(state, artifact):
-                    info(note)
-            if already_serving(state, artifact):
-                info(f"{artifact.sha[:12]} already serves from slot {state.slots.live}: nothing to do")
-                return
-            release_id = Deploy(t, artifact).run(state)
-        info(f"deployed {release_id} in {t.runner.count} SSH round trips")
+        release_id = deploy_flow(t, artifact)
+        if release_id:
+            info(f"deployed {release_id} in {t.runner.count} SSH round trips")
 
 
 @task(help={**STACK, "to": "a kept release id (see fab status); default: the previous release"})
@@ -147,7 +129,7 @@ def restart(c, stack="local"):
 
 @task(help=STACK)
 def migrate(c, stack="local"):
-    """Run the app's migrations (alembic upgrade head) from the live release; one transaction.
+    """Run the app's migrate command (shipshape:app.migrate) from the live release, under the deploy lock.
 
     Example: fab migrate --stack local
     """
@@ -157,9 +139,7 @@ def migrate(c, stack="local"):
         if not release_id:
             raise DeployFailed("migrate", "nothing is deployed yet")
         with step(f"migrate {release_id}"):
-            command = rc.migrate_command(t.layout, t.stack, release_id,
-                                         state.releases[release_id]["requirements_hash"], False)
-            for line in t.runner.run(command).stdout.splitlines()[-5:]:
+            for line in t.migrate(t.release(state, release_id)):
                 info(line)
 
 
@@ -170,7 +150,7 @@ def status(c, stack="local"):
     Example: fab status --stack local
     """
     with failing_cleanly("status"):
-        t = open_target(stack)
+        t = target(stack, with_secrets=False)
         state = t.read_state()
         for slot, entry in state.slots.slots.items():
             proc = state.processes.get(slot)

@@ -16,6 +16,7 @@ from shipshape.progress import info, step
 from shipshape.remote import Runner, Script, connect
 from shipshape.secrets import read_secrets_file
 from shipshape.stackfile import find_root, secrets_path
+from shipshape.targets import NotSupported
 
 
 def local_secret_names(stack) -> list[str]:
@@ -32,7 +33,8 @@ def ensure_local_secrets(stack, path: Path) -> list[str]:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "a") as out:
             out.writelines(f"{name}={pysecrets.token_urlsafe(24)}\n" for name in missing)
-    os.chmod(path, 0o600)  # also tightens a file someone created by hand
+    if path.exists():
+        os.chmod(path, 0o600)  # also tightens a file someone created by hand
     return missing
 
 
@@ -65,7 +67,7 @@ def run_setup(stack, runner: Runner) -> list[str]:
 
 @task(help={"stack": "stack name: reads Pulumi.<stack>.yaml (default: local)"})
 def setup(c, stack="local"):
-    """Prepare the host: app user, directories, secrets, PostgreSQL, Redis, PM2, nginx, backup cron.
+    """Prepare the host: app user, directories, secrets, PostgreSQL, Redis, Node + PM2, nginx, backup cron.
 
     Idempotent: a second run reports no changes. On the local stack it also generates the missing
     check-account passwords into .secrets/local.env (mode 600). A running site whose nginx.conf no
@@ -74,18 +76,22 @@ def setup(c, stack="local"):
     """
     settings = load_or_exit(stack)
     root = find_root()
-    if settings.target is Target.local:
-        with step("local check-account passwords"):
-            added = ensure_local_secrets(settings, secrets_path(stack, root))
-            info(f"generated {', '.join(added)}" if added else "all present")
-    with step(f"provision {settings.host.user}@{settings.host.address}:{settings.host.port}"):
-        runner = Runner(connect(settings.host, root))
-        changes = run_setup(settings, runner)
-        for line in changes:
-            info(line)
-    with failing_cleanly("setup"), step("nginx site matches the stack file"):
-        rewritten, note = refresh_site(settings, runner)
-        info(note)
-        if rewritten:
-            changes.append(note)
+    with failing_cleanly("setup"):
+        if settings.target is Target.cloudrun:
+            raise NotSupported(f"{settings.source}: shipshape:target = cloudrun: there is no host to set up; "
+                               f"`pulumi up --stack {stack}` provisions Cloud Run")
+        if settings.target is Target.local:
+            with step("local check-account passwords"):
+                added = ensure_local_secrets(settings, secrets_path(stack, root))
+                info(f"generated {', '.join(added)}" if added else "all present")
+        with step(f"provision {settings.host.user}@{settings.host.address}:{settings.host.port}"):
+            runner = Runner(connect(settings.host, root))
+            changes = run_setup(settings, runner)
+            for line in changes:
+                info(line)
+        with step("nginx site matches the stack file"):
+            rewritten, note = refresh_site(settings, runner)
+            info(note)
+            if rewritten:
+                changes.append(note)
     info(f"{len(changes)} change(s)" if changes else "nothing to change")

@@ -1,7 +1,9 @@
 """`fab build`: one artifact per git sha, in the git-ignored .build/<id>.tar.gz, shipped to every stack.
 
-The artifact is the app directory (`shipshape:app.repo`) at HEAD plus a RELEASE manifest (JSON: id,
-sha, commit time, requirements hash). A dirty app directory is refused, naming the files, unless
+The artifact is the app directory (`shipshape:app.repo`) at HEAD, plus what `shipshape:app.build`
+produced when run in a clean export of it (e.g. `npm ci && npm run build` writes dist/), plus a RELEASE
+manifest (JSON: id, sha, commit time, app kind, dependency hash). node_modules never ships: the host
+installs dependencies from the lockfile. A dirty app directory is refused, naming the files, unless
 allowed; then the working tree is packed and the id says so (`<sha>-dirty-<content hash>`).
 """
 from __future__ import annotations
@@ -9,18 +11,24 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import subprocess
 import tarfile
+import tempfile
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from shipshape.runtimes.kinds import detect
+
 MANIFEST = "RELEASE"
-REQUIREMENTS = "requirements.txt"
 OVERRIDE_FILE = "shipshape.env"
+NEVER_SHIPPED = ("node_modules", ".git")
+BUILD_TAIL = 30
 
 
 class BuildError(Exception):
-    """The tree cannot be built as asked (dirty, not a git repository, ...)."""
+    """The tree cannot be built as asked (dirty, not a git repository, build command failed, ...)."""
 
 
 @dataclass(frozen=True)
@@ -28,13 +36,19 @@ class Artifact:
     id: str
     sha: str
     committed: str
-    requirements_hash: str
+    kind: str
+    deps_hash: str
     path: Path
     env_override: bool = False  # the app dir has OVERRIDE_FILE: extra env for this release's processes
+    build: str = ""             # the shipshape:app.build command it was built with
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    def manifest(self) -> dict:
+        return {"id": self.id, "sha": self.sha, "committed": self.committed, "kind": self.kind,
+                "deps_hash": self.deps_hash, "env_override": self.env_override, "build": self.build}
 
 
 def _git(app_dir: Path, *args: str) -> str:
@@ -50,28 +64,65 @@ def dirty_files(app_dir: Path) -> list[str]:
     return [line[3:] for line in out.splitlines() if line.strip()]
 
 
-def _members(app_dir: Path, dirty: bool) -> dict[str, bytes]:
-    """Path -> content: the committed tree at HEAD, or the working tree's tracked + untracked files."""
+Members = dict[str, tuple[bytes, int]]  # path -> (content, mode)
+
+
+def _members(app_dir: Path, dirty: bool) -> Members:
+    """The committed tree at HEAD, or the working tree's tracked + untracked files."""
     if not dirty:
         prefix = _git(app_dir, "rev-parse", "--show-prefix").strip()
         top = _git(app_dir, "rev-parse", "--show-toplevel").strip()  # archive refuses to run from a subdir
         raw = subprocess.run(["git", "-C", top, "archive", "--format=tar", f"HEAD:{prefix}"],
                              capture_output=True, check=True).stdout
         with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
-            return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+            return {m.name: (tar.extractfile(m).read(), m.mode) for m in tar.getmembers() if m.isfile()}
     names = _git(app_dir, "ls-files", "-co", "--exclude-standard", "--", ".").splitlines()
-    return {name: (app_dir / name).read_bytes() for name in names if (app_dir / name).is_file()}
+    return {name: ((app_dir / name).read_bytes(), (app_dir / name).stat().st_mode)
+            for name in names if (app_dir / name).is_file()}
 
 
-def artifact_id(sha: str, members: dict[str, bytes] | None) -> str:
+def artifact_id(sha: str, members: Members | None) -> str:
     """The sha, or for a dirty tree the sha plus a hash of what was packed."""
     if members is None:
         return sha
-    digest = hashlib.sha256(b"".join(k.encode() + v for k, v in sorted(members.items()))).hexdigest()
+    digest = hashlib.sha256(b"".join(k.encode() + v for k, (v, _) in sorted(members.items()))).hexdigest()
     return f"{sha}-dirty-{digest[:8]}"
 
 
-def build(app_dir: Path, out_dir: Path, allow_dirty: bool = False) -> tuple[Artifact, bool]:
+def run_build(members: Members, command: str, log=print) -> Members:
+    """Run `command` in a clean export of `members`; returns everything it left (but node_modules)."""
+    with tempfile.TemporaryDirectory(prefix="shipshape-build-") as tmp:
+        root = Path(tmp)
+        for name, (data, mode) in members.items():
+            path = root / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            path.chmod(mode & 0o777 or 0o644)
+        tail: deque[str] = deque(maxlen=BUILD_TAIL)
+        proc = subprocess.Popen(["sh", "-c", command], cwd=root, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env={**os.environ, "CI": "true"})
+        for line in proc.stdout:
+            tail.append(line.rstrip())
+            log(line.rstrip())
+        if proc.wait() != 0:
+            raise BuildError(f"shipshape:app.build `{command}` exited {proc.returncode}; last lines:\n  "
+                             + "\n  ".join(tail))
+        return _read_tree(root)
+
+
+def _read_tree(root: Path) -> Members:
+    found = {}
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = [d for d in subdirs if d not in NEVER_SHIPPED]
+        for name in files:
+            path = Path(directory) / name
+            if path.is_file() and not path.is_symlink():
+                found[str(path.relative_to(root))] = (path.read_bytes(), path.stat().st_mode)
+    return found
+
+
+def build(app_dir: Path, out_dir: Path, allow_dirty: bool = False, command: str = "",
+          kind: str | None = None, log=print) -> tuple[Artifact, bool]:
     """Build (or find) the artifact for HEAD; returns (artifact, built_now)."""
     dirty = dirty_files(app_dir)
     if dirty and not allow_dirty:
@@ -80,30 +131,37 @@ def build(app_dir: Path, out_dir: Path, allow_dirty: bool = False) -> tuple[Arti
     sha = _git(app_dir, "rev-parse", "HEAD").strip()
     committed = _git(app_dir, "log", "-1", "--format=%cI", "HEAD").strip()
     members = _members(app_dir, bool(dirty))
-    ident = artifact_id(sha, members if dirty else None)
-    path = out_dir / f"{ident}.tar.gz"
-    if path.exists():
+    path = out_dir / f"{artifact_id(sha, members if dirty else None)}.tar.gz"
+    if path.exists() and read_manifest(path).build == command:
         return read_manifest(path), False
-    manifest = {"id": ident, "sha": sha, "committed": committed,
-                "requirements_hash": hashlib.sha256(members.get(REQUIREMENTS, b"")).hexdigest()[:16],
-                "env_override": OVERRIDE_FILE in members}
+    try:
+        app_kind = detect({name for name in members}, kind, str(app_dir))
+    except ValueError as error:
+        raise BuildError(str(error)) from None
+    deps_hash = app_kind.deps_hash({name: data for name, (data, _) in members.items()})
+    shipped = run_build(members, command, log) if command else members
+    artifact = Artifact(id=path.name.removesuffix(".tar.gz"), sha=sha, committed=committed, kind=app_kind.name,
+                        deps_hash=deps_hash, path=path, env_override=OVERRIDE_FILE in shipped, build=command)
     out_dir.mkdir(parents=True, exist_ok=True)
-    members[MANIFEST] = json.dumps(manifest, indent=2).encode() + b"\n"
-    _write(path, members)
-    return Artifact(path=path, **manifest), True
+    shipped[MANIFEST] = (json.dumps(artifact.manifest(), indent=2).encode() + b"\n", 0o644)
+    _write(path, shipped)
+    return artifact, True
 
 
-def _write(path: Path, members: dict[str, bytes]) -> None:
+def _write(path: Path, members: Members) -> None:
     tmp = path.with_suffix(".tmp")
     with tarfile.open(tmp, "w:gz") as tar:
-        for name, data in sorted(members.items()):
+        for name, (data, mode) in sorted(members.items()):
             info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
+            info.size, info.mode = len(data), 0o755 if mode & 0o111 else 0o644
             tar.addfile(info, io.BytesIO(data))
     tmp.rename(path)  # atomic: a half-written artifact never looks built
 
 
 def read_manifest(path: Path) -> Artifact:
+    """The artifact an existing .tar.gz holds (manifests before app kinds were Python's)."""
     with tarfile.open(path) as tar:
         data = json.loads(tar.extractfile(MANIFEST).read())
-    return Artifact(path=path, **data)
+    return Artifact(id=data["id"], sha=data["sha"], committed=data["committed"], kind=data.get("kind", "python"),
+                    deps_hash=data.get("deps_hash") or data.get("requirements_hash", ""), path=path,
+                    env_override=data.get("env_override", False), build=data.get("build", ""))

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shipshape import nginx
-from shipshape.config import Runtime as RuntimeKind
 from shipshape.layout import SLOTS, Layout
 from shipshape.remote import Script, render
 from shipshape.runtimes import for_stack
@@ -35,8 +34,9 @@ def probe_params(stack, layout: Layout) -> dict:
         "db": {"port": stack.database.port, "user": stack.database.user, "name": stack.database.name},
         "redis_port": stack.redis.port,
     }
-    if stack.runtime is RuntimeKind.pm2:
-        params["requires_pid_file"] = {"processes": f"{layout.pm2_home}/pm2.pid"}
+    guard = getattr(runtime, "status_guard", None)
+    if guard:
+        params["requires_pid_file"] = {"processes": guard}
     return params
 
 

@@ -54,8 +54,7 @@ def _section(name: str, command: Command) -> str:
     return f"printf '\\n@@{name}\\n'\n( {render(command)} ) 2>&1 || true"
 
 
-def state_command(stack, layout: Layout, runtime, artifact_sha: str | None = None,
-                  venv_hash: str | None = None) -> Command:
+def state_command(stack, layout: Layout, runtime, artifact_sha: str | None = None) -> Command:
     """Everything a task needs to decide, in one round trip."""
     q = shlex.quote
     db = stack.database
@@ -76,20 +75,14 @@ def state_command(stack, layout: Layout, runtime, artifact_sha: str | None = Non
     }
     if artifact_sha:
         sections["artifact"] = Script(f"test -f {q(layout.artifact(artifact_sha))} && echo yes")
-    if venv_hash:
-        sections["venv"] = Script(f"test -f {q(venv_dir(layout, venv_hash) + '/.complete')} && echo yes")
     return Script("\n".join(_section(name, command) for name, command in sections.items()))
-
-
-def venv_dir(layout: Layout, requirements_hash: str) -> str:
-    return f"{layout.venvs}/{requirements_hash}"
 
 
 @dataclass
 class HostState:
     clock: float
     slots: Slots
-    releases: dict            # release id -> manifest (id, sha, committed, requirements_hash)
+    releases: dict            # release id -> manifest (id, sha, committed, kind, deps_hash)
     disk_kb: int
     nginx_ok: bool
     nginx_error: str
@@ -98,7 +91,6 @@ class HostState:
     lock: object              # lock.LockInfo | None
     schema: set
     has_artifact: bool
-    has_venv: bool
     secrets: list
 
 
@@ -133,5 +125,5 @@ def parse_state(stdout: str, stack, runtime) -> HostState:
         nginx_error=nginx_out, weights=nginx.parse_current_weights(s.get("weights", ""), stack),
         processes=processes, lock=lock.parse(s.get("lock", "")),
         schema=set(s.get("schema", "").split()),
-        has_artifact=s.get("artifact", "").strip() == "yes", has_venv=s.get("venv", "").strip() == "yes",
+        has_artifact=s.get("artifact", "").strip() == "yes",
         secrets=[v for v in s.get("secrets", "").split() if len(v) >= 8 and "*" not in v])

@@ -3,7 +3,9 @@
     {root}/releases/<release>/     unpacked app code; <release> = <UTC yyyymmddHHMMSS>-<sha12>
     {root}/artifacts/<sha>.tar.gz  the build for one git sha (built once, shipped to every stack)
     {root}/venvs/<hash>/           Python environments, one per requirements.txt hash
+    {root}/npm/<hash>/             node_modules of Node apps, one per package-lock.json hash
     {root}/shared/secrets.env      generated secrets, mode 600, owned by the app user
+    {root}/shared/<dir>/           shipshape:app.shared_dirs, linked into every release (app user's)
     {root}/backups/<id>.dump       pg_dump -Fc archives
     {root}/state/                  slots.json (which release runs in which slot, weights), lock, history.jsonl
     {root}/nginx/                  nginx.conf (generated), access.log, pid
@@ -44,8 +46,19 @@ class Layout:
         return self._join("venvs")
 
     @property
+    def node_deps(self) -> str:
+        return self._join("npm")
+
+    @property
     def shared(self) -> str:
         return self._join("shared")
+
+    def shared_dir(self, name: str) -> str:
+        return self._join("shared", name)
+
+    def release_env(self, release_id: str) -> str:
+        """The release's own env file (stack env, secret_env, the app's shipshape.env), mode 600."""
+        return self._join("releases", release_id, ".shipshape.env")
 
     @property
     def secrets_env(self) -> str:
@@ -100,7 +113,7 @@ class Layout:
         return self._join("pm2")
 
     def directories(self) -> tuple[str, ...]:
-        return (self.releases, self.artifacts, self.venvs, self.shared, self.backups, self.state,
+        return (self.releases, self.artifacts, self.venvs, self.node_deps, self.shared, self.backups, self.state,
                 self.nginx, self.logs, self.pm2_home)
 
 

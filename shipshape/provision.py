@@ -110,6 +110,8 @@ fi
 PM2 = r"""
 # Each release gets a venv made by the system python (a user's pyenv python is not readable by the app user).
 /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || { apt-get install -y -q python3-venv >/dev/null; changed "installed python3-venv"; }
+# Node runs PM2 itself and the Node apps: Debian's packages where the host has none.
+{ command -v node && command -v npm; } >/dev/null || { apt-get install -y -q nodejs npm >/dev/null; changed "installed nodejs, npm"; }
 command -v pm2 >/dev/null || { npm install -g --silent pm2@7.0.4 >/dev/null; changed "installed PM2"; }
 if [ "$SYSTEMD" = 1 ]; then
   unit "pm2-$APP_USER" "$APP_USER" "/usr/bin/env PM2_HOME=$PM2_HOME $(command -v pm2) resurrect --no-daemon"

@@ -1,9 +1,13 @@
-"""Process managers that run the app's two slots on a host (PM2 now; Docker next).
+"""Process runtimes: how an app's releases are prepared and its two slots run on a host (PM2 now; Docker next).
 
-A runtime only builds commands (data, for `shipshape.remote.Runner`) and parses their output:
+Everything about processes lives below this package (dependencies, environment, start, stop, status,
+logs); the release flow only calls these verbs. A runtime builds commands (data, for
+`shipshape.remote.Runner`) and parses their output:
 
     runtime = for_stack(stack, layout)
-    runner.run_all(runtime.start(Slot("b", 8002, release_id, release_dir, venv, sha)))
+    runner.run_all(runtime.prepare(release), stdin=runtime.env_text(env))   # deps, shared dirs, env file
+    runner.run(runtime.run_once(release, stack.app.migrate))                 # migrations, as the app user
+    runner.run_all(runtime.start(Slot("b", 8002, release)))
     states = runtime.parse_status(runner.run(runtime.status_command()).stdout)   # {"a": ProcessState...}
     runner.run_all(runtime.stop("a"))
 """
@@ -15,16 +19,39 @@ from typing import Protocol
 from shipshape.remote import Command
 
 
+class NotSupported(Exception):
+    """The stack names a target or runtime shipshape cannot release to yet (one line, exit 2)."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """One unpacked release on the host and what its manifest says about it."""
+
+    id: str
+    dir: str
+    git_sha: str
+    kind: str          # python | node (shipshape.runtimes.kinds)
+    deps_hash: str     # hash of the kind's lockfiles: names the shared dependency directory
+
+    @classmethod
+    def from_manifest(cls, layout, release_id: str, manifest: dict) -> "Release":
+        """From releases/<id>/RELEASE (manifests before app kinds existed were Python's)."""
+        return cls(release_id, layout.release(release_id), manifest.get("sha", ""),
+                   manifest.get("kind", "python"),
+                   manifest.get("deps_hash") or manifest.get("requirements_hash", ""))
+
+
 @dataclass(frozen=True)
 class Slot:
     """One blue/green slot and the release it should run."""
 
     name: str          # "a" or "b"
     port: int
-    release_id: str
-    release_dir: str   # working directory of the process
-    venv: str          # the release's Python environment ({venv}/bin/python)
-    git_sha: str
+    release: Release
+
+    @property
+    def release_id(self) -> str:
+        return self.release.id
 
 
 @dataclass(frozen=True)
@@ -39,6 +66,12 @@ class ProcessState:
 
 
 class Runtime(Protocol):
+    def prepare(self, release: Release) -> list[Command]:
+        """Dependencies (once per lockfile hash), shared dirs and the release's env file (read from stdin)."""
+
+    def run_once(self, release: Release, command: str) -> Command:
+        """Run `command` to completion in the release's environment, as the app user (migrations)."""
+
     def start(self, slot: Slot) -> list[Command]:
         """Start the slot's process, replacing whatever ran there."""
 
@@ -51,13 +84,20 @@ class Runtime(Protocol):
     def parse_status(self, stdout: str) -> dict[str, ProcessState]:
         """{slot name: ProcessState} for this app's slots that the manager knows."""
 
+    def log_tail(self, slot: Slot | str, lines: int) -> Command:
+        """The last `lines` lines the slot's process printed (stdout and stderr)."""
+
+    def log_path(self, slot: Slot | str) -> str:
+        """Where the slot's full log is on the host."""
+
 
 def for_stack(stack, layout) -> Runtime:
-    """The runtime a stack names (`shipshape:runtime`)."""
+    """The runtime a stack names (`shipshape:runtime`); NotSupported for one not built yet."""
     from shipshape.config import Runtime as Kind
 
     if stack.runtime is Kind.pm2:
         from shipshape.runtimes.pm2 import Pm2
 
         return Pm2.for_stack(stack, layout)
-    raise NotImplementedError(f"{stack.source}: shipshape:runtime = {stack.runtime.value}: not supported yet")
+    raise NotSupported(f"{stack.source}: shipshape:runtime = {stack.runtime.value}: "
+                       "releases with this runtime are not supported yet (use pm2)")

@@ -4,10 +4,14 @@ PM2 runs without systemd: the first `pm2` command starts its daemon ("God") as t
 PM2_HOME. Every command goes through `runuser -u USER -- env -i ... pm2 ...` so the daemon and the app
 get a clean, known environment (PM2 merges the CLI's environment into the app's) and never root's.
 
+Any app, as written: the stack's start command runs under `/bin/sh -c` in the release directory, with
+the release's dependencies first on PATH (shipshape.runtimes.kinds: a venv's bin, node_modules/.bin).
+
 Secrets stay off command lines and out of PM2's own state (`pm2 jlist` prints every env var it
-passed): each slot's ecosystem file holds only PORT, RELEASE_ID and GIT_SHA, and the process starts
-through a tiny launcher that reads `layout.secrets_env` (KEY=value lines) into its environment and
-then execs the real command in place, so `ps` shows `python -m uvicorn ...` and PM2 signals reach it.
+passed): each slot's ecosystem file holds only PORT, RELEASE_ID, GIT_SHA and PATH, and the process
+starts through a tiny launcher (the host's python3, stdlib only) that reads the release's env file and
+shared/secrets.env (KEY=value lines) into its environment, sends stderr to stdout (one log), and then
+execs the command in place, so PM2's signals reach the app itself.
 """
 from __future__ import annotations
 
@@ -15,33 +19,47 @@ import json
 import shlex
 from dataclasses import dataclass
 
+from shipshape.build import OVERRIDE_FILE
+from shipshape.layout import Layout
 from shipshape.remote import Command, Script
-from shipshape.runtimes import ProcessState, Slot
+from shipshape.runtimes import ProcessState, Release, Slot
+from shipshape.runtimes.kinds import KINDS, PATH
 
-# argv: -c LAUNCHER ENV_FILE ARGS...; values already set (PORT, RELEASE_ID, GIT_SHA) win over the file.
+# argv: -c LAUNCHER ENV_FILE... -- COMMAND...; values already set (PORT, RELEASE_ID, ...) win over the
+# files, and the first file naming a key wins over later ones. A missing file is skipped.
 LAUNCHER = (
     "import os, sys\n"
-    "for line in open(sys.argv[1]).read().splitlines():\n"
-    "    key, sep, value = line.strip().partition('=')\n"
-    "    if sep and key and not key.startswith('#'):\n"
-    "        os.environ.setdefault(key.strip(), value.strip())\n"
-    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])\n"
+    "args = sys.argv[1:]\n"
+    "cut = args.index('--')\n"
+    "for path in args[:cut]:\n"
+    "    try:\n"
+    "        text = open(path).read()\n"
+    "    except FileNotFoundError:\n"
+    "        continue\n"
+    "    for line in text.splitlines():\n"
+    "        key, sep, value = line.strip().partition('=')\n"
+    "        if sep and key and not key.startswith('#'):\n"
+    "            os.environ.setdefault(key.strip(), value.strip())\n"
+    "os.dup2(1, 2)\n"
+    "os.execvp(args[cut + 1], args[cut + 1:])\n"
 )
-PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+PYTHON = "/usr/bin/python3"  # readable by every user (a root pyenv shim is not)
 HEREDOC = "SHIPSHAPE_PM2_ECOSYSTEM"
+SHELL_OPERATORS = set("();<>|&")
 
 
-def app_args(start: str, port: int) -> list[str]:
-    """Arguments after `python` for the app's start command, with $PORT filled in.
-
-    "uvicorn app.main:app --port $PORT" -> ["-m", "uvicorn", "app.main:app", "--port", "8001"]
-    """
-    words = [w.replace("${PORT}", str(port)).replace("$PORT", str(port)) for w in shlex.split(start)]
+def shell(command: str) -> list[str]:
+    """`/bin/sh -c COMMAND`, with `exec` in front when it is one simple command, so the app replaces the
+    shell and receives PM2's signals itself (dash does not exec a -c command's last process)."""
+    try:
+        lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+        words = list(lexer)
+    except ValueError as error:
+        raise ValueError(f"command {command!r}: {error}") from None
     if not words:
-        raise ValueError("app start command is empty")
-    if words[0].split("/")[-1].startswith("python"):
-        return words[1:]
-    return ["-m", *words]
+        raise ValueError("command is empty")
+    simple = "=" not in words[0] and not any(set(w) <= SHELL_OPERATORS for w in words) and "\n" not in command
+    return ["/bin/sh", "-c", f"exec {command}" if simple else command]
 
 
 @dataclass(frozen=True)
@@ -50,21 +68,28 @@ class Pm2:
 
     app: str
     user: str
-    home: str
-    env_file: str
+    layout: Layout
     start_command: str
+    shared_dirs: tuple[str, ...] = ()
     kill_timeout_ms: int = 25_000  # > uvicorn's --timeout-graceful-shutdown 20: let requests drain
 
     @classmethod
     def for_stack(cls, stack, layout) -> "Pm2":
-        return cls(app=stack.app.name, user=stack.host.app_user, home=layout.pm2_home,
-                   env_file=layout.secrets_env, start_command=stack.app.start)
+        return cls(app=stack.app.name, user=stack.host.app_user, layout=layout,
+                   start_command=stack.app.start, shared_dirs=stack.app.shared_dirs)
+
+    @property
+    def home(self) -> str:
+        return self.layout.pm2_home
 
     def process_name(self, slot: Slot | str) -> str:
         return f"{self.app}-{slot.name if isinstance(slot, Slot) else slot}"
 
     def ecosystem_path(self, slot: Slot | str) -> str:
         return f"{self.home}/{self.process_name(slot)}.ecosystem.json"
+
+    def log_path(self, slot: Slot | str) -> str:
+        return f"{self.layout.logs}/{self.process_name(slot)}.log"
 
     def pm2(self, *args: str) -> list[str]:
         """`pm2 ARGS` as the app user, with PM2_HOME and a clean environment."""
@@ -73,15 +98,50 @@ class Pm2:
         return ["runuser", "-u", self.user, "--", "env", "-i", "-C", self.home, f"HOME={self.home}",
                 f"PATH={PATH}", f"PM2_HOME={self.home}", "PM2_KILL_SIGNAL=SIGTERM", "pm2", *args]
 
+    def _launch(self, release: Release, command: str) -> list[str]:
+        return [PYTHON, "-c", LAUNCHER, self.layout.release_env(release.id), self.layout.secrets_env, "--",
+                *shell(command)]
+
+    def _path(self, release: Release) -> str:
+        return KINDS[release.kind].path(self.layout, release.dir, release.deps_hash)
+
+    def prepare(self, release: Release) -> list[Command]:
+        """Dependencies, shared dirs linked in, and stdin (KEY=value lines) as the release's env file."""
+        q = shlex.quote
+        env, override = self.layout.release_env(release.id), f"{release.dir}/{OVERRIDE_FILE}"
+        # Read stdin first: a command that exits before reading it breaks the SSH channel. The app's own
+        # shipshape.env comes first in the file, so its values win (the launcher keeps the first).
+        commands: list[Command] = [
+            Script(f"STDIN=$(cat); ( umask 077; {{ if [ -f {q(override)} ]; then cat {q(override)}; echo; fi; "
+                   f"printf '%s\\n' \"$STDIN\"; }} > {q(env + '.tmp')} ) && chown {q(self.user)} {q(env + '.tmp')} "
+                   f"&& mv -f {q(env + '.tmp')} {q(env)}"),
+            *KINDS[release.kind].install(self.layout, release.dir, release.deps_hash),
+        ]
+        for name in self.shared_dirs:
+            shared, inside = self.layout.shared_dir(name), f"{release.dir}/{name}"
+            commands += [["install", "-d", "-m", "750", "-o", self.user, "-g", self.user, shared],
+                         Script(f"rm -rf {q(inside)} && mkdir -p {q(inside.rsplit('/', 1)[0])} "
+                                f"&& ln -sfn {q(shared)} {q(inside)}")]
+        return commands
+
+    def run_once(self, release: Release, command: str) -> Command:
+        """As the app user in the release directory; the caller's exported variables pass through."""
+        return ["runuser", "-u", self.user, "--", "env", "-C", release.dir, f"PATH={self._path(release)}",
+                f"RELEASE_ID={release.id}", f"GIT_SHA={release.git_sha}", *self._launch(release, command)]
+
     def ecosystem(self, slot: Slot) -> dict:
         """The PM2 app definition for a slot (no secrets: see the module docstring)."""
+        release = slot.release
         return {"apps": [{
             "name": self.process_name(slot),
-            "script": f"{slot.venv}/bin/python",
+            "script": PYTHON,
             "interpreter": "none",
-            "args": ["-c", LAUNCHER, self.env_file, *app_args(self.start_command, slot.port)],
-            "cwd": slot.release_dir,
-            "env": {"PORT": str(slot.port), "RELEASE_ID": slot.release_id, "GIT_SHA": slot.git_sha},
+            "args": self._launch(release, self.start_command)[1:],
+            "cwd": release.dir,
+            "env": {"PORT": str(slot.port), "RELEASE_ID": release.id, "GIT_SHA": release.git_sha,
+                    "PATH": self._path(release)},
+            "out_file": self.log_path(slot),
+            "error_file": self.log_path(slot),
             "kill_timeout": self.kill_timeout_ms,
             "autorestart": True,
             "max_restarts": 10,
@@ -90,7 +150,7 @@ class Pm2:
 
     def start(self, slot: Slot) -> list[Command]:
         """Replace the slot's process with one running `slot`'s release: one round trip via run_all."""
-        path = self.ecosystem_path(slot)
+        path, log = self.ecosystem_path(slot), self.log_path(slot)
         text = json.dumps(self.ecosystem(slot), indent=2)
         return [
             ["install", "-d", "-o", self.user, "-m", "0700", self.home],
@@ -98,6 +158,8 @@ class Pm2:
             # Replacing, not reloading: a reload keeps the old script/cwd, and the slot takes no
             # traffic while it is being started, so delete + start is safe and exact.
             self._if_known(slot, "delete"),
+            # The slot's log starts with this release (the previous one's is kept as .1).
+            Script(f"if [ -f {shlex.quote(log)} ]; then mv -f {shlex.quote(log)} {shlex.quote(log + '.1')}; fi"),
             self.pm2("start", path),
         ]
 
@@ -111,10 +173,18 @@ class Pm2:
         act = shlex.join(self.pm2(action, name))
         return Script(f"if {describe} >/dev/null 2>&1; then {act} >/dev/null; fi")
 
+    def log_tail(self, slot: Slot | str, lines: int) -> Command:
+        return Script(f"tail -n {int(lines)} {shlex.quote(self.log_path(slot))} 2>/dev/null || true")
+
     def status_command(self) -> Command:
         """`pm2 jlist`; `[]` when PM2_HOME does not exist yet (nothing was ever started)."""
         home = shlex.quote(self.home)
         return Script(f"if [ -d {home} ]; then {shlex.join(self.pm2('jlist'))}; else echo '[]'; fi")
+
+    @property
+    def status_guard(self) -> str:
+        """A pid file that must name a live process before `status_command` may run (it would spawn PM2)."""
+        return f"{self.home}/pm2.pid"
 
     def parse_status(self, stdout: str) -> dict[str, ProcessState]:
         """{slot: ProcessState} from `pm2 jlist` (other apps under the same PM2 are ignored)."""

@@ -143,13 +143,9 @@ def _health_fails(stack, layout, facts) -> list:
 
 
 def _env_file(layout, facts) -> str:
-    """Shell: the file PM2's launcher reads the live slot's env from, into $f.
-
-    A release with an env override starts from its own `.env` (shipshape/target.py `start`); every
-    other release from shared/secrets.env (shipshape/runtimes/pm2.py, the launcher's first argument).
-    """
-    release_env = f"{_release_dir(layout, facts)}/.env"
-    return f"f={shlex.quote(release_env)}; [ -f \"$f\" ] || f={shlex.quote(layout.secrets_env)}"
+    """Shell: the live release's own env file (shipshape/runtimes/pm2.py: the launcher reads it first), into $f."""
+    release = facts.serving_slots()[_live(facts)]["release"]
+    return f"f={shlex.quote(layout.release_env(release))}"
 
 
 def _readiness_fault(stack, layout, facts) -> list:
@@ -187,7 +183,7 @@ def _report_other_release(stack, layout, facts) -> list:
 
 def _listen_on_all_interfaces(stack, layout, facts) -> list:
     """The live process started with `--host 0.0.0.0` (a start command that binds every interface)."""
-    return _relaunch(stack, layout, facts, r's/^\( *\)"127\.0\.0\.1",$/\1"0.0.0.0",/')
+    return _relaunch(stack, layout, facts, r's/--host 127\.0\.0\.1 /--host 0.0.0.0 /')
 
 
 def _relaunch_as_deployed(stack, layout, facts) -> list:

@@ -28,11 +28,26 @@ ROOT = E2E["root"]
 SITE = f"http://127.0.0.1:{E2E['http_port']}"
 
 
+# The Node sample's stack: another root, user, ports and daemons on the same host.
+NODE = {"root": "/srv/shipshape_node", "app_user": "shipshape_node", "http_port": 8380, "app_port": 8301,
+        "db_port": 5436, "redis_port": 6383}
+NODE_APP = {"name": "nodesample", "repo": "examples/node-app", "kind": "node", "build": "npm ci && npm run build",
+            "start": "node dist/server.js", "migrate": "node-pg-migrate up -m migrations",
+            "create_account": 'APP_USER_PASSWORD="$ACCOUNT_PASSWORD" node dist/cli.js create-user '
+                              '--username "$ACCOUNT_USERNAME" --role "$ACCOUNT_ROLE"',
+            "shared_dirs": ["logs"], "env": {"NODE_ENV": "production"}}
+
+
 @dataclass
 class LocalStack:
     root: Path          # the throwaway project root
-    clone: Path         # a git clone of this repository; its examples/app is what ships
+    clone: Path         # a git clone of this repository; its `app` directory is what ships
     outputs: list = field(default_factory=list)  # every fab output, for the secrets test
+    app: str = "examples/app"
+    site: str = SITE
+
+    def http(self, path: str, timeout: float = 5) -> tuple[int, str]:
+        return http(path, timeout, self.site)
 
     def fab(self, *args: str, check: bool = True, timeout: float = 240) -> subprocess.CompletedProcess:
         proc = subprocess.run([str(FAB), *args], cwd=REPO, env=self.env(), capture_output=True, text=True,
@@ -51,21 +66,21 @@ class LocalStack:
 
     def commit(self, message: str, files: dict | None = None, remove: tuple = ()) -> str:
         """Commit a new app version in the clone; returns its sha."""
-        app = self.clone / "examples" / "app"
+        app = self.clone / self.app
         for name, text in (files or {}).items():
             (app / name).parent.mkdir(parents=True, exist_ok=True)
             (app / name).write_text(text)
         for name in remove:
             (app / name).unlink(missing_ok=True)
         git = ["git", "-C", str(self.clone), "-c", "user.name=e2e", "-c", "user.email=e2e@localhost"]
-        subprocess.run([*git, "add", "-A", "examples/app"], check=True)
+        subprocess.run([*git, "add", "-A", self.app], check=True)
         subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", message], check=True)
         return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
 
 
-def http(path: str, timeout: float = 5) -> tuple[int, str]:
+def http(path: str, timeout: float = 5, site: str = SITE) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(SITE + path, timeout=timeout) as answer:
+        with urllib.request.urlopen(site + path, timeout=timeout) as answer:
             return answer.status, answer.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
@@ -76,29 +91,45 @@ def host_sh(script: str) -> str:
     return subprocess.run(["bash", "-c", script], check=True, capture_output=True, text=True).stdout
 
 
-def _stack_file(root: Path, clone: Path) -> None:
+def _stack_file(root: Path, clone: Path, ports: dict, app: dict | None = None) -> None:
     document = yaml.safe_load((REPO / "Pulumi.local.yaml").read_text())
     config = document["config"]
-    config["shipshape:app"].update({"repo": str(clone / "examples" / "app"), "port": E2E["app_port"]})
-    config["shipshape:host"].update({"root": ROOT, "app_user": E2E["app_user"], "http_port": E2E["http_port"]})
-    config["shipshape:database"]["port"] = E2E["db_port"]
-    config["shipshape:redis"]["port"] = E2E["redis_port"]
+    if app:
+        config["shipshape:app"] = dict(app)
+    repo = config["shipshape:app"].get("repo", "examples/app")
+    config["shipshape:app"].update({"repo": str(clone / repo), "port": ports["app_port"]})
+    config["shipshape:host"].update({"root": ports["root"], "app_user": ports["app_user"],
+                                     "http_port": ports["http_port"]})
+    config["shipshape:database"]["port"] = ports["db_port"]
+    config["shipshape:redis"]["port"] = ports["redis_port"]
     config["shipshape:canary"].update({"interval": 0.5, "readiness_timeout": 8})
     (root / "Pulumi.local.yaml").write_text(yaml.safe_dump(document))
     (root / "Pulumi.yaml").write_text((REPO / "Pulumi.yaml").read_text())
 
 
-@pytest.fixture(scope="session")
-def local_stack(tmp_path_factory) -> LocalStack:
+def _provisioned(tmp_path_factory, ports: dict, app: dict | None = None) -> LocalStack:
+    """A throwaway project root with a clone to commit in, its stack file, and `fab setup` run."""
     subprocess.run([str(REPO / "scripts" / "local-host.sh")], check=True, capture_output=True)
     root = tmp_path_factory.mktemp("project")
     clone = root / "repo"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
     (root / ".local").symlink_to(REPO / ".local")  # the SSH key and known_hosts of local-host.sh
-    _stack_file(root, clone)
-    stack = LocalStack(root, clone)
+    _stack_file(root, clone, ports, app)
+    stack = LocalStack(root, clone, app=(app or {}).get("repo", "examples/app"),
+                       site=f"http://127.0.0.1:{ports['http_port']}")
     stack.first_setup = stack.fab("setup")
     return stack
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory) -> LocalStack:
+    return _provisioned(tmp_path_factory, E2E)
+
+
+@pytest.fixture(scope="session")
+def node_stack(tmp_path_factory) -> LocalStack:
+    """The Node + TypeScript sample (examples/node-app) on a stack of its own (NODE ports)."""
+    return _provisioned(tmp_path_factory, NODE, NODE_APP)
 
 
 def wait_for(predicate, timeout: float = 30, interval: float = 0.2):

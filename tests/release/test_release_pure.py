@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from shipshape import provision
 from shipshape import release_commands as rc
 from shipshape.build import BuildError, build
 from shipshape.hoststate import Slots
+from shipshape.runtimes import Release, for_stack
 from shipshape.stackfile import load_stack
 
 
@@ -44,10 +46,60 @@ def test_parse_changes():
     assert provision.parse_changes("changes: 0\n") == (0, [])
 
 
-def test_migrate_command_keeps_passwords_off_the_command_line():
+def test_account_passwords_stay_off_every_command_line():
     stack = load_stack("local")
-    text = rc.migrate_command(provision.Layout("/srv/x"), stack, "r1", "h", True).text
-    assert "ACCOUNTS=$(cat)" in text and "APP_USER_PASSWORD=" not in text.replace("read -r U R APP_USER_PASSWORD", "")
+    layout = provision.Layout("/srv/x")
+    release = Release("r1", layout.release("r1"), "abc", "python", "h")
+    text = rc.accounts_command(for_stack(stack, layout), release, stack.app.create_account).text
+    assert text.index("ACCOUNTS=$(cat)") < text.index("runuser")  # stdin read before anything runs
+    assert "export ACCOUNT_USERNAME ACCOUNT_ROLE ACCOUNT_PASSWORD" in text
+    assert 'APP_USER_PASSWORD=\\"$ACCOUNT_PASSWORD\\"' not in text  # quoted for sh -c, expanded there
+    assert "app.cli create-user" in text
+
+
+def _repo(tmp_path: Path, files: dict[str, str]) -> Path:
+    repo = tmp_path / "repo"
+    for name, text in files.items():
+        (repo / "app" / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / "app" / name).write_text(text)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], check=True)
+    return repo / "app"
+
+
+def _shipped(artifact) -> set[str]:
+    with tarfile.open(artifact.path) as tar:
+        return {m.name for m in tar.getmembers()}
+
+
+def test_build_command_runs_in_a_clean_export_and_ships_its_outputs_but_not_node_modules(tmp_path: Path):
+    app = _repo(tmp_path, {"package.json": "{}", "package-lock.json": "{}", "src/a.ts": "x"})
+    (app / "untracked.txt").write_text("not committed")  # a dirty file the clean export must not see
+    subprocess.run(["git", "-C", str(app), "stash", "-u", "-q"], check=True)
+    command = "mkdir -p dist node_modules/x && cp src/a.ts dist/a.js && touch node_modules/x/i.js && ls"
+    lines = []
+    artifact, built = build(app, tmp_path / "out", command=command, log=lines.append)
+    assert built and artifact.kind == "node" and artifact.build == command
+    assert {"dist/a.js", "src/a.ts", "package.json", "RELEASE"} <= _shipped(artifact)
+    assert not any(name.startswith("node_modules") for name in _shipped(artifact))
+    assert "dist" in lines  # the build's output is shown as it runs
+    assert not build(app, tmp_path / "out", command=command)[1]  # once per sha
+    assert build(app, tmp_path / "out", command=command + " -a")[1]  # another build command rebuilds
+
+
+def test_a_failing_build_command_names_itself_and_shows_its_last_lines(tmp_path: Path):
+    app = _repo(tmp_path, {"requirements.txt": "x==1\n"})
+    with pytest.raises(BuildError, match=r"(?s)`echo boom; exit 3` exited 3; last lines:\n  boom"):
+        build(app, tmp_path / "out", command="echo boom; exit 3", log=lambda line: None)
+    assert not list((tmp_path / "out").glob("*.tar.gz"))
+
+
+def test_an_app_of_no_known_kind_is_refused_at_build(tmp_path: Path):
+    app = _repo(tmp_path, {"main.go": "package main"})
+    with pytest.raises(BuildError, match="cannot tell the app's kind"):
+        build(app, tmp_path / "out")
 
 
 def test_build_refuses_dirty_tree_naming_files(tmp_path: Path):

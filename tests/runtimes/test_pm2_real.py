@@ -16,8 +16,9 @@ import invoke
 import pytest
 import requests
 
+from shipshape.layout import Layout
 from shipshape.remote import Runner
-from shipshape.runtimes import Slot
+from shipshape.runtimes import Release, Slot
 from shipshape.runtimes.pm2 import Pm2
 
 USER = "nobody"  # any unprivileged account: the stack's app user on a real host
@@ -52,21 +53,30 @@ class Host:
 
     def __init__(self, root: Path, kill_timeout_ms: int):
         self.root, self.runner = root, Runner(invoke.Context(), secrets=[SECRET])
-        venv = root / "venv" / "bin"
+        self.layout = Layout(str(root))
+        venv = Path(self.layout.venvs) / "h" / "bin"
         venv.mkdir(parents=True)
         (venv / "python").symlink_to("/usr/bin/python3")
-        env_file = root / "secrets.env"
-        env_file.write_text(f"# generated\nSECRET_KEY={SECRET}\nPORT=1\n")
+        for directory in (self.layout.shared, self.layout.logs):
+            Path(directory).mkdir(parents=True)
+            shutil.chown(directory, USER)
+        env_file = Path(self.layout.secrets_env)
+        env_file.write_text(f"# generated\nSECRET_KEY={SECRET}\nPORT=1\nDATABASE_URL=from-secrets\n")
         shutil.chown(env_file, USER)
         env_file.chmod(0o600)
-        self.pm2 = Pm2(app="t", user=USER, home=str(root / "pm2"), env_file=str(env_file),
-                       start_command="python slot_app.py", kill_timeout_ms=kill_timeout_ms)
+        self.pm2 = Pm2(app="t", user=USER, layout=self.layout, start_command="python slot_app.py",
+                       kill_timeout_ms=kill_timeout_ms)
 
-    def slot(self, name: str, port: int, release: str) -> Slot:
-        release_dir = self.root / "releases" / release
+    def slot(self, name: str, port: int, release: str, env: str | None = None) -> Slot:
+        release_dir = Path(self.layout.release(release))
         release_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy(HERE / "slot_app.py", release_dir / "slot_app.py")
-        return Slot(name, port, release, str(release_dir), str(self.root / "venv"), f"sha-{release}")
+        if env is not None:  # the release's own env file, as `prepare` writes it
+            path = Path(self.layout.release_env(release))
+            path.write_text(env)
+            shutil.chown(path, USER)
+            path.chmod(0o600)
+        return Slot(name, port, Release(release, str(release_dir), f"sha-{release}", "python", "h"))
 
     def start(self, slot: Slot) -> None:
         self.runner.run_all(self.pm2.start(slot))
@@ -99,8 +109,24 @@ def test_start_runs_the_release_as_the_app_user_with_its_env(host):
     assert (state.name, state.online, state.release) == ("t-a", True, "r1")
     seen = requests.get(f"http://127.0.0.1:{slot.port}/", timeout=5).json()
     assert seen == {"PORT": str(slot.port), "RELEASE_ID": "r1", "GIT_SHA": "sha-r1", "SECRET_KEY": SECRET,
-                    "DATABASE_URL": None, "cwd": slot.release_dir}
+                    "DATABASE_URL": "from-secrets", "cwd": slot.release.dir}
     assert pwd.getpwuid(os.stat(f"/proc/{state.pid}").st_uid).pw_name == USER
+
+
+def test_the_release_env_file_wins_over_the_generated_secrets(host):
+    slot = host.slot("a", free_port(), "r1", env="DATABASE_URL=from-the-stack\n")
+    host.start(slot)
+    seen = requests.get(f"http://127.0.0.1:{slot.port}/", timeout=5).json()
+    assert (seen["DATABASE_URL"], seen["SECRET_KEY"]) == ("from-the-stack", SECRET)
+
+
+def test_what_a_crashing_start_printed_is_in_its_log_tail(host):
+    slot = host.slot("a", free_port(), "r1")
+    Path(slot.release.dir, "slot_app.py").write_text("import sys\nprint('cannot open logs/: Permission denied', "
+                                                     "file=sys.stderr)\nsys.exit(1)\n")
+    host.runner.run_all(host.pm2.start(slot))
+    assert wait_for(lambda: "Permission denied" in host.runner.run(host.pm2.log_tail(slot, 30)).stdout)
+    assert host.pm2.log_path(slot) == f"{host.layout.logs}/t-a.log"
 
 
 def test_secrets_are_not_on_the_command_line_nor_in_pm2(host):

@@ -1,0 +1,84 @@
+"""Release targets: the one seam between the release flows (shipshape/release.py) and where a stack runs.
+
+`fab deploy`, `rollback`, `restart` and `status` talk only to a `ReleaseTarget`. Its verbs are the
+flow's steps; what they do differs per target:
+
+    target      implementation                   processes
+    local, vps  shipshape.targets.vps.VpsTarget  a runtime from shipshape/runtimes/ (PM2; Docker next)
+    cloudrun    not yet: open_target raises NotSupported (one line, exit 2)
+
+    t = open_target(stack, root)     # validated stack; every secret reference resolved first
+    with t.locked("deploy"):
+        state = t.read_state(artifact)
+        ...
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ContextManager, Protocol
+
+from shipshape.config import Target as Kind
+from shipshape.runtimes import NotSupported, Release, Slot, for_stack
+from shipshape.targets.common import DeployFailed, who  # noqa: F401  (the flows' vocabulary)
+
+__all__ = ["ReleaseTarget", "NotSupported", "DeployFailed", "open_target", "who"]
+
+
+class ReleaseTarget(Protocol):
+    """The verbs a release flow calls, in the order a deploy calls them."""
+
+    stack: object
+
+    def locked(self, task: str) -> ContextManager: ...
+    def read_state(self, artifact=None): ...
+    def preflight(self, state, artifact) -> list[str]: ...
+    def upload(self, artifact, state) -> str: ...
+    def new_release(self, release_id: str, artifact) -> Release: ...
+    def release(self, state, release_id: str) -> Release: ...
+    def slot(self, name: str, release: Release) -> Slot: ...
+    def prepare(self, release: Release, artifact) -> str: ...
+    def backup(self) -> str: ...
+    def migrate(self, release: Release) -> list[str]: ...
+    def start(self, slot: Slot, traffic_back: list = ()) -> None: ...
+    def route_commands(self, weights: dict) -> list: ...
+    def route(self, weights: dict) -> None: ...
+    def canary_step(self, slot: Slot, live: str, percent: int, since: float): ...
+    def promote(self, state, slot: Slot, entry) -> list[str]: ...
+    def switch(self, state, slot: Slot, entry, warm: bool) -> None: ...
+    def stop(self, slot: str) -> None: ...
+    def retire(self, state, slot: str) -> None: ...
+    def record(self, entry) -> None: ...
+    def notify(self, event: str, entry) -> None: ...
+
+
+def secrets_for(stack, root: Path) -> dict:
+    """Every secret reference the stack's releases need, resolved now (SecretError lists what is missing)."""
+    from shipshape.stackfile import secrets_path
+    from shipshape.stacksecrets import resolve_all
+
+    return resolve_all(stack, secrets_path(stack.name, root))
+
+
+def open_target(stack, root: Path, *, with_secrets: bool = True) -> ReleaseTarget:
+    """The stack's target, connected. Refuses (NotSupported) a target with no implementation yet, and
+    (SecretError) a stack whose secret references do not all resolve, before any host is touched."""
+    if stack.target is Kind.cloudrun:
+        raise NotSupported(f"{stack.source}: shipshape:target = cloudrun: fab cannot release to Cloud Run yet "
+                           f"(`pulumi up --stack {stack.name}` provisions it; releases there come with the "
+                           "Cloud Run release work)")
+    from shipshape.layout import layout_for
+    from shipshape.remote import Runner, connect
+    from shipshape.targets.vps import VpsTarget
+
+    layout = layout_for(stack)
+    runtime = for_stack(stack, layout)
+    values = secrets_for(stack, root) if with_secrets else {}
+    runner = Runner(connect(stack.host, root))
+    runner.add_secret(*values.values())
+    accounts = [(account.username, role, values[f"shipshape:checks.accounts.{role}.password"])
+                for role, account in stack.checks.accounts.items()
+                if f"shipshape:checks.accounts.{role}.password" in values]
+    env = {**stack.app.env,
+           **{name: values[f"shipshape:app.secret_env.{name}"] for name in stack.app.secret_env
+              if f"shipshape:app.secret_env.{name}" in values}}
+    return VpsTarget(stack, layout, runner, runtime, accounts, env)

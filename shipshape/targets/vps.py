@@ -1,0 +1,180 @@
+"""The VPS target (local and vps stacks): a host over SSH, nginx in front of two slots, a process runtime.
+
+Each verb of `shipshape.targets.ReleaseTarget` becomes a few commands sent through one Runner, batched
+into one round trip where it can be. How processes are prepared and run is the runtime's business
+(shipshape/runtimes/: PM2 today); what a host holds is read by `shipshape.hoststate` in one round trip.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from shipshape import backup, history, lock, nginx, notify
+from shipshape import release_commands as rc
+from shipshape.build import Artifact
+from shipshape.hoststate import HostState, Slots, parse_state, state_command, write_slots_command
+from shipshape.layout import SLOTS, Layout
+from shipshape.remote import RemoteError, Runner
+from shipshape.runtimes import Release, Slot
+from shipshape.targets.common import DeployFailed, pending_migrations
+
+MIN_FREE_KB = 512 * 1024
+LOG_TAIL = 30
+
+
+def other(slot: str) -> str:
+    return SLOTS[1 - SLOTS.index(slot)]
+
+
+@dataclass
+class VpsTarget:
+    stack: object
+    layout: Layout
+    runner: Runner
+    runtime: object
+    accounts: list = field(default_factory=list)  # (username, role, Sensitive password) to create
+    env: dict = field(default_factory=dict)       # the release env file: NAME -> value (plain or Sensitive)
+
+    # -- reading ---------------------------------------------------------------------------------
+    def port(self, slot: str) -> int:
+        return nginx.slot_ports(self.stack)[slot]
+
+    def read_state(self, artifact: Artifact | None = None) -> HostState:
+        command = state_command(self.stack, self.layout, self.runtime, artifact and artifact.id)
+        state = parse_state(self.runner.run(command).stdout, self.stack, self.runtime)
+        self.runner.add_secret(*state.secrets)
+        return state
+
+    def release(self, state: HostState, release_id: str) -> Release:
+        return Release.from_manifest(self.layout, release_id, state.releases.get(release_id, {}))
+
+    def new_release(self, release_id: str, artifact: Artifact) -> Release:
+        return Release(release_id, self.layout.release(release_id), artifact.sha, artifact.kind, artifact.deps_hash)
+
+    def slot(self, name: str, release: Release) -> Slot:
+        return Slot(name, self.port(name), release)
+
+    @contextmanager
+    def locked(self, task: str):
+        with lock.held(self.runner, self.layout, task, stack=self.stack.name):
+            yield
+
+    # -- deploy verbs ------------------------------------------------------------------------------
+    def preflight(self, state: HostState, artifact: Artifact) -> list[str]:
+        """Go/no-go from the state already read; raises DeployFailed with the reason, returns notes."""
+        if state.disk_kb < MIN_FREE_KB:
+            raise DeployFailed("preflight", f"only {state.disk_kb // 1024} MB free on the host; "
+                                            f"need {MIN_FREE_KB // 1024} MB")
+        if not state.nginx_ok:
+            raise DeployFailed("preflight", f"nginx -t fails on the live config: {state.nginx_error[-300:]}")
+        pending = pending_migrations(artifact, state.schema)
+        listed = ", ".join(pending) if pending else ("none" if pending is not None else "not listed (not Alembic's)")
+        return [f"{state.disk_kb // 1024} MB free, nginx config valid", f"pending migrations: {listed}"]
+
+    def upload(self, artifact: Artifact, state: HostState) -> str:
+        if state.has_artifact:
+            return "already on the host"
+        remote = self.layout.artifact(artifact.id)
+        self.runner.put(artifact.path, remote + ".part")
+        self.runner.run(["mv", "-f", remote + ".part", remote])
+        return f"{artifact.path.stat().st_size // 1024} KiB sent"
+
+    def prepare(self, release: Release, artifact: Artifact) -> str:
+        """Unpack, then the runtime's preparation (dependencies, shared dirs, env file): one round trip."""
+        env = "".join(f"{name}={value.reveal() if hasattr(value, 'reveal') else value}\n"
+                      for name, value in self.env.items())
+        out = self.runner.run_all([rc.unpack_command(self.layout, artifact.id, release.id),
+                                   *self.runtime.prepare(release)], stdin=env).stdout
+        return f"releases/{release.id} ({release.kind}); " + " ".join(out.split())
+
+    def backup(self) -> str:
+        backup_id = backup.new_backup_id(label="predeploy")
+        self.runner.run_all(backup.backup_commands(self.stack, self.layout, backup_id))
+        return f"backups/{backup_id}.dump"
+
+    def migrate(self, release: Release) -> list[str]:
+        """The app's migrate command, then its create-account command for each check account."""
+        lines = []
+        if self.stack.app.migrate:
+            out = self.runner.run(self.runtime.run_once(release, self.stack.app.migrate)).stdout
+            lines += out.splitlines()[-4:]
+        if self.accounts and self.stack.app.create_account:
+            stdin = "".join(f"{user} {role} {password.reveal()}\n" for user, role, password in self.accounts)
+            self.runner.run(rc.accounts_command(self.runtime, release, self.stack.app.create_account), stdin=stdin)
+            lines.append(f"check accounts: {', '.join(user for user, _, _ in self.accounts)}")
+        return lines
+
+    def start(self, slot: Slot, traffic_back: list = ()) -> None:
+        """Start `slot` then wait for readiness on the host, to canary.readiness_timeout: one round trip.
+        Not ready: DeployFailed with the last lines the process printed (masked) and where its log is."""
+        probe = rc.readiness_command(slot.port, self.stack.app.readiness_path, self.stack.canary.readiness_timeout)
+        try:
+            self.runner.run_all([*traffic_back, *self.runtime.start(slot), probe])
+        except RemoteError as error:
+            reason = " / ".join(error.stderr.strip().splitlines()[-3:]) or str(error)
+            tail = self.runner.run(self.runtime.log_tail(slot, LOG_TAIL), check=False).stdout.rstrip()
+            where = f"{self.stack.host.address}:{self.runtime.log_path(slot)}"
+            raise DeployFailed("start", f"{reason}\nlast {LOG_TAIL} lines of its output (full log: {where}):\n"
+                                        + (tail or "(nothing)")) from None
+
+    def route_commands(self, weights: dict) -> list:
+        """Commands that write, test and gracefully load nginx weights."""
+        return nginx.apply_commands(self.layout, nginx.site_config(self.stack, self.layout, weights))
+
+    def route(self, weights: dict) -> None:
+        self.runner.run_all(self.route_commands(weights))
+
+    def canary_step(self, slot: Slot, live: str, percent: int, since: float) -> nginx.TrafficStats:
+        """Move `percent` of traffic to `slot`, bake, probe readiness, read its traffic since `since`."""
+        out = self.runner.run_all([*self.route_commands({slot.name: percent, live: 100 - percent}),
+                                   rc.bake_command(self.stack.canary.interval),
+                                   rc.readiness_command(slot.port, self.stack.app.readiness_path, 0),
+                                   nginx.traffic_stats_command(self.layout, slot.port, since)]).stdout
+        return nginx.parse_traffic_stats(out)
+
+    def stop(self, slot: str) -> None:
+        self.runner.run_all(self.runtime.stop(slot))
+
+    def slot_entry(self, slot: Slot) -> dict:
+        return {"release": slot.release_id, "git_sha": slot.release.git_sha, "port": slot.port, "started": time.time()}
+
+    def promote(self, state: HostState, slot: Slot, entry: history.Entry) -> list[str]:
+        """slots.json (atomic) + history line + retention prune: one round trip; returns what it pruned."""
+        slots = state.slots
+        slots.live, slots.weights = slot.name, {slot.name: 100, other(slot.name): 0}
+        slots.slots[slot.name] = self.slot_entry(slot)
+        keep = {slot.release_id, slots.release(other(slot.name))}
+        doomed = rc.prune_plan([*state.releases, slot.release_id], self.stack.retention.releases, keep)
+        self.runner.run_all([write_slots_command(self.layout, slots),
+                             history.record_command(self.layout, entry, self.runner.secrets),
+                             rc.prune_command(self.layout, doomed)])
+        return doomed
+
+    def switch(self, state: HostState, slot: Slot, entry: history.Entry | None, warm: bool) -> None:
+        """Readiness probe of `slot`, all traffic to it, slots.json, history line: ONE round trip."""
+        slots = state.slots
+        if not (warm and slots.slots.get(slot.name)):
+            slots.slots[slot.name] = self.slot_entry(slot)
+        slots.live, slots.weights = slot.name, {slot.name: 100, other(slot.name): 0}
+        record = [history.record_command(self.layout, entry, self.runner.secrets)] if entry else []
+        probe = rc.readiness_command(slot.port, self.stack.app.readiness_path, 2)
+        try:
+            self.runner.run_all([probe, *self.route_commands(slots.weights),
+                                 write_slots_command(self.layout, slots), *record])
+        except RemoteError as error:
+            raise DeployFailed(entry.kind if entry else "restart",
+                               " / ".join(error.stderr.strip().splitlines()[-3:]) or str(error)) from None
+
+    def retire(self, state: HostState, slot: str) -> None:
+        """Stop `slot` and forget it in slots.json (after a restart moved its release to the other slot)."""
+        state.slots.slots[slot] = None
+        self.runner.run_all([*self.runtime.stop(slot), write_slots_command(self.layout, state.slots)])
+
+    # -- audit -------------------------------------------------------------------------------------
+    def record(self, entry: history.Entry) -> None:
+        self.runner.run(history.record_command(self.layout, entry, self.runner.secrets), check=False)
+
+    def notify(self, event: str, entry: history.Entry) -> None:
+        notify.notify(self.stack, event, release=entry.release, git_sha=entry.git_sha, who=entry.who,
+                      step=entry.step, reason=entry.reason)

@@ -1,0 +1,237 @@
+"""The release flows (deploy, rollback, restart) against a recording fake host: no SSH, no daemons.
+
+`FakeHost` stands in for Fabric's connection behind the real Runner, VPS target and PM2 runtime: it
+records every command, answers the state read from a canned host, and fails the first command that
+holds a given marker. Table-driven: a failure at each step gives exactly the expected undo commands
+and history entry (docs/deploy.md "Failure").
+"""
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from shipshape import progress
+from shipshape.build import Artifact
+from shipshape.layout import Layout
+from shipshape.release import deploy
+from shipshape.remote import Runner
+from shipshape.rollback import restart, rollback
+from shipshape.runtimes import for_stack
+from shipshape.stackfile import parse_stack
+from shipshape.targets import DeployFailed
+from shipshape.targets.vps import VpsTarget
+
+STACK = parse_stack({"config": {
+    "shipshape:target": "local",
+    "shipshape:app": {"name": "sample", "port": 8001, "shared_dirs": ["logs"], "env": {"MODE": "demo"},
+                      "create_account": 'APP_USER_PASSWORD="$ACCOUNT_PASSWORD" app create-user'},
+    "shipshape:host": {"root": "/srv/t", "http_port": 8080},
+    "shipshape:canary": {"steps": [10, 50, 100], "interval": 0},
+}}, "local", "Pulumi.local.yaml")
+LAYOUT = Layout("/srv/t")
+LIVE_A = ("running\n        server 127.0.0.1:8001 weight=100 max_fails=0;  # slot a\n"
+          "        server 127.0.0.1:8002 down;  # slot b\n")
+RELEASES = {"r0": {"id": "old", "sha": "old0", "kind": "python", "deps_hash": "h0"},
+            "r1": {"id": "older", "sha": "old1", "requirements_hash": "h1"}}  # a manifest from before kinds
+
+
+def state_output(slots: dict, processes: list, releases: dict = RELEASES) -> str:
+    sections = {"time": "1000.0", "slots": json.dumps(slots),
+                "releases": "\n".join(f"{rid} {json.dumps(m)}" for rid, m in releases.items()),
+                "disk_kb": "9999999", "nginx_test": "ok", "weights": LIVE_A, "processes": json.dumps(processes),
+                "lock": "", "secrets": "", "schema": "0002_project_status", "artifact": ""}
+    return "".join(f"\n@@{name}\n{text}\n" for name, text in sections.items())
+
+
+def proc(slot: str, release: str, status: str = "online") -> dict:
+    return {"name": f"sample-{slot}", "pid": 7, "pm2_env": {"status": status, "restart_time": 0,
+                                                           "env": {"RELEASE_ID": release}}}
+
+
+SERVING_A = {"live": "a", "weights": {"a": 100, "b": 0},
+             "slots": {"a": {"release": "r0", "git_sha": "old0", "port": 8001, "started": 1},
+                       "b": {"release": "r1", "git_sha": "old1", "port": 8002, "started": 1}}}
+
+
+@dataclass
+class Outcome:
+    stdout: str = ""
+    stderr: str = ""
+    return_code: int = 0
+
+
+@dataclass
+class FakeHost:
+    """Fabric's `run`/`put`, recorded; fails the first command containing `fail_on`."""
+
+    state: str
+    fail_on: str | None = None
+    commands: list = field(default_factory=list)
+    failed_at: int | None = None
+
+    def run(self, text: str, **_):
+        self.commands.append(text)
+        if self.fail_on and self.failed_at is None and self.fail_on in text:
+            self.failed_at = len(self.commands) - 1
+            return Outcome(stderr=f"boom at {self.fail_on}", return_code=1)
+        if "@@time" in text:
+            return Outcome(self.state)
+        if "tac " in text:  # the canary's traffic read
+            return Outcome("requests=40 errors=0 p95_ms=12.0\nnow=1001.0\n")
+        return Outcome()
+
+    def put(self, local: str, remote: str):
+        if self.run(f"put {remote}").return_code:
+            raise OSError(f"boom at put {remote}")  # Fabric's put raises on failure
+
+    def after_failure(self) -> list[str]:
+        return self.commands[self.failed_at + 1:] if self.failed_at is not None else []
+
+
+@pytest.fixture(autouse=True)
+def quiet(monkeypatch):
+    monkeypatch.setattr(progress.console, "quiet", True)
+
+
+@pytest.fixture
+def artifact(tmp_path: Path) -> Artifact:
+    path = tmp_path / "abc.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        data = b'revision = "0002_project_status"\ndown_revision = None\n'
+        info = tarfile.TarInfo("migrations/versions/0002.py")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return Artifact("abc", "abc" * 13 + "a", "2026-11-21T00:00:00+00:00", "python", "h2", path)
+
+
+def target(host: FakeHost) -> VpsTarget:
+    from shipshape.secrets import Sensitive
+
+    return VpsTarget(STACK, LAYOUT, Runner(host), for_stack(STACK, LAYOUT),
+                     accounts=[("check-admin", "admin", Sensitive("pw-secret-1"))],
+                     env={"MODE": "demo", "API_KEY": Sensitive("api-secret-2")})
+
+
+def history_lines(host: FakeHost) -> list[dict]:
+    """History entries the host appended (the failed batch stopped before its own line)."""
+    lines = []
+    for text in (t for i, t in enumerate(host.commands) if i != host.failed_at):
+        for part in text.split("printf '%s\\n' '")[1:]:
+            if "' >> /srv/t/state/history.jsonl" in part:
+                lines.append(json.loads(part.split("' >>")[0]))
+    return lines
+
+
+# step -> (marker of its first command, what the undo sends after it, outcome recorded)
+ROUTE_BACK = "server 127.0.0.1:8001 weight=100 max_fails=0;  # slot a"
+STOP_B = "pm2 stop sample-b"
+DEPLOY_FAILURES = [
+    ("upload", "put /srv/t/artifacts/abc.tar.gz.part", [], "failed"),
+    ("prepare", "tar -xzf", [], "failed"),
+    ("backup", "pg_dump", [], "failed"),
+    ("migrate", "exec alembic upgrade head", [], "failed"),
+    ("start", "pm2 start", ["tail -n 30 /srv/t/logs/sample-b.log", STOP_B], "failed"),
+    ("canary", "sleep 0", [ROUTE_BACK, STOP_B], "rolled_back"),
+    ("promote", "slots.json.tmp", [ROUTE_BACK, STOP_B], "rolled_back"),
+]
+
+
+@pytest.mark.parametrize("step, marker, undo, outcome", DEPLOY_FAILURES, ids=[f[0] for f in DEPLOY_FAILURES])
+def test_a_deploy_failing_at_each_step_undoes_exactly_what_it_did(step, marker, undo, outcome, artifact):
+    host = FakeHost(state_output(SERVING_A, [proc("a", "r0"), proc("b", "r1")]), fail_on=marker)
+    with pytest.raises(DeployFailed) as failed:
+        deploy(target(host), artifact)
+    assert failed.value.step == step and f"boom at {marker}" in failed.value.reason
+    sent = host.after_failure()
+    expected = [*undo, "history.jsonl", "rm -f /srv/t/state/lock"]  # then the lock is released
+    found = [next((i for i, text in enumerate(sent) if mark in text), None) for mark in expected]
+    assert None not in found and found == sorted(found), f"expected {expected} in order after the failure:\n{sent}"
+    assert len(sent) == len(expected), sent  # nothing else: no stray undo
+    if ROUTE_BACK not in undo:
+        assert not any("nginx.conf.new" in text for text in sent)
+    entry = history_lines(host)[-1]
+    assert (entry["outcome"], entry["step"], entry["kind"]) == (outcome, step, "deploy")
+    assert not any("pw-secret-1" in text or "api-secret-2" in text for text in host.commands)
+
+
+def test_a_deploy_that_succeeds_runs_every_step_once_in_order(artifact):
+    host = FakeHost(state_output(SERVING_A, [proc("a", "r0"), proc("b", "r1")]))
+    release = deploy(target(host), artifact)
+    order = ["set -o noclobber", "@@time", "put ", "tar -xzf", "pg_dump", "exec alembic upgrade head",
+             "ACCOUNTS=$(cat)", "pm2 start", "weight=10 ", "weight=50 ", "weight=100 max_fails=0;  # slot b",
+             "slots.json.tmp", "rm -f /srv/t/state/lock"]
+    found = [next(i for i, text in enumerate(host.commands) if mark in text) for mark in order]
+    assert found == sorted(found)
+    assert history_lines(host)[-1]["outcome"] == "success" and history_lines(host)[-1]["release"] == release
+    promote = next(text for text in host.commands if "slots.json.tmp" in text)
+    assert f'"release": "{release}"' in promote and '"live": "b"' in promote
+
+
+def test_a_first_deploy_goes_straight_to_all_traffic(artifact):
+    host = FakeHost(state_output({}, [], {}))
+    deploy(target(host), artifact)
+    assert not any("weight=10 " in text for text in host.commands)
+    assert any("server 127.0.0.1:8001 weight=100" in text for text in host.commands)
+
+
+def test_the_live_sha_online_is_nothing_to_do(artifact):
+    slots = json.loads(json.dumps(SERVING_A))
+    slots["slots"]["a"]["git_sha"] = artifact.sha
+    host = FakeHost(state_output(slots, [proc("a", "r0")]))
+    assert deploy(target(host), artifact) is None
+    assert not any("tar -xzf" in text for text in host.commands)
+
+
+def test_the_release_env_reaches_the_host_on_stdin_only(artifact, monkeypatch):
+    seen = {}
+    host = FakeHost(state_output(SERVING_A, [proc("a", "r0"), proc("b", "r1")]))
+    run = host.run
+
+    def recording(text, **kwargs):
+        stream = kwargs.get("in_stream")
+        if stream:
+            seen[text.splitlines()[1][:40]] = stream.read()
+        return run(text, **kwargs)
+
+    monkeypatch.setattr(host, "run", recording)
+    deploy(target(host), artifact)
+    stdin = "\n".join(seen.values())
+    assert "MODE=demo\nAPI_KEY=api-secret-2\n" in stdin and "check-admin admin pw-secret-1" in stdin
+
+
+@pytest.mark.parametrize("processes, fail_on, started, switched", [
+    ([proc("a", "r0"), proc("b", "r1")], None, False, True),                 # warm: a switch only
+    ([proc("a", "r0"), proc("b", "r1", "stopped")], None, True, True),       # cold: start first
+    ([proc("a", "r0")], "pm2 start", True, False),                           # cold start fails: no switch
+    ([proc("a", "r0"), proc("b", "r1")], "nginx.conf.new", False, True),     # switch fails: no history
+])
+def test_rollback(processes, fail_on, started, switched):
+    host = FakeHost(state_output(SERVING_A, processes), fail_on=fail_on)
+    t = target(host)
+    try:
+        assert rollback(t, t.read_state()) == "r1"
+    except DeployFailed as error:
+        assert fail_on and error.step in ("start", "rollback")
+    assert any("pm2 start" in text for text in host.commands) == started
+    assert any("nginx.conf.new" in text for text in host.commands) == switched
+    entries = history_lines(host)
+    assert [e["kind"] for e in entries] == ([] if fail_on else ["rollback"])
+    if not fail_on:
+        assert '"live": "b"' in next(text for text in host.commands if "slots.json.tmp" in text)
+
+
+@pytest.mark.parametrize("fail_on, stopped_old", [(None, True), ("pm2 start", False), ("nginx.conf.new", False)])
+def test_restart_stops_the_old_slot_only_after_the_switch(fail_on, stopped_old):
+    host = FakeHost(state_output(SERVING_A, [proc("a", "r0"), proc("b", "r1")]), fail_on=fail_on)
+    t = target(host)
+    try:
+        restart(t, t.read_state())
+    except DeployFailed:
+        assert fail_on
+    assert any("pm2 stop sample-a" in text for text in host.commands) == stopped_old
+    assert not history_lines(host)
