@@ -69,24 +69,6 @@ RelPath = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$"), After
 EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
 
 
-class Static(Model):
-    """A directory of the built release that nginx serves itself (hosts only), e.g. a front end's build.
-
-    Files under `url_path` are answered from `dir` in the release; file names carrying a content hash
-    (`app.3f9a1c2b.js`) get a year-long immutable Cache-Control, the rest `no-cache`.
-    """
-
-    dir: RelPath = Field(description="directory inside the release, e.g. web/dist")
-    url_path: UrlPath = Field("/static/", description="URL prefix nginx serves it under, ending in /")
-
-    @field_validator("url_path")
-    @classmethod
-    def _slash(cls, path: str) -> str:
-        if not path.endswith("/"):
-            raise ValueError("expected a URL prefix ending in /, e.g. /assets/")
-        return path
-
-
 class App(Model):
     """The application being shipped: where its code is and how to build, migrate and start it.
 
@@ -115,7 +97,6 @@ class App(Model):
     shared_dirs: tuple[RelPath, ...] = Field(
         (), description="directories kept under shared/ across releases and linked into each one, "
                         "writable by the app user (e.g. logs, uploads)")
-    static: Static | None = None
     health_path: UrlPath = "/healthz"
     readiness_path: UrlPath = "/readyz"
     version_path: UrlPath | None = Field(
