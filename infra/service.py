@@ -108,7 +108,8 @@ class Service(pulumi.ComponentResource):
     def _envs(self) -> list[dict[str, Any]]:
         secret_envs = [{"name": env.name, "value_source": {"secret_key_ref": {
             "secret": env.secret, "version": "latest"}}} for env in self.args.secrets]
-        plain = [{"name": key, "value": value} for key, value in sorted(self.args.cloud.env.items())]
+        env = {**self.args.cloud.env, **self.args.app.env}  # shipshape:app.env, as on a host, wins
+        plain = [{"name": key, "value": value} for key, value in sorted(env.items())]
         return secret_envs + plain
 
     def _container(self, probes: bool) -> dict[str, Any]:

@@ -70,7 +70,9 @@ def _cloudrun(stack: Stack, inputs: ProgramInputs) -> dict[str, Any]:
     secrets = [SecretEnv("DATABASE_URL", database.url_secret.secret_id),
                SecretEnv("REDIS_URL", cache.url_secret.secret_id),
                SecretEnv("SECRET_KEY", app_key.secret_id),
-               *(SecretEnv(env, secret_id) for env, secret_id in sorted(cloud.secret_env.items()))]
+               *(SecretEnv(env, secret_id) for env, secret_id in sorted(cloud.secret_env.items())),
+               # shipshape:app.secret_env: the keys a host stack uses too, here as gcp:SECRET_ID references
+               *(SecretEnv(env, ref.name) for env, ref in sorted(app.secret_env.items()) if ref.kind == "gcp")]
     files = [SecretFile("redis-ca", cache.ca_secret.secret_id, CA_DIR, CA_FILE)] if cache.ca_secret else []
     service = Service("app", ServiceArgs(
         app=app, cloud=cloud, context=str(inputs.root / app.repo), vpc_access=network.direct_egress(),

@@ -109,6 +109,16 @@ def test_release_fields_are_ignored_by_default(cloud_stack):
     assert set(ignored) == set(RELEASE_FIELDS)
 
 
+def test_app_env_and_secret_env_are_the_same_keys_as_on_a_host():
+    run = run_stack(variant("dev", app={"name": "sample", "env": {"MODE": "cloud"},
+                                        "secret_env": {"STRIPE_KEY": "gcp:stripe-key"}},
+                            gcp={"project": "shipshape-dev", "env": {"MODE": "old", "OTHER": "1"}}))
+    envs = {e["name"]: e for e in container(run)["envs"]}
+    assert envs["MODE"]["value"] == "cloud" and envs["OTHER"]["value"] == "1"
+    assert envs["STRIPE_KEY"]["valueSource"]["secretKeyRef"]["secret"] == "stripe-key"
+    assert "value" not in envs["STRIPE_KEY"]
+
+
 def test_pulumi_can_own_the_release_instead():
     run = run_stack(variant("dev", gcp={"pulumi_owns_release": True}))
     assert run.one(SERVICE).ignore_changes == ()
