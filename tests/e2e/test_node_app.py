@@ -1,0 +1,120 @@
+"""The Node + TypeScript sample (examples/node-app) released end to end on a stack of its own, configured
+only through its stack file (tests/e2e/conftest.py NODE_APP): built by `app.build`, dependencies from
+its lockfile on the host, node-pg-migrate, a shared logs/ directory. Tests build on each other, in order."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from tests.checks.support import run_checks
+from tests.e2e.conftest import NODE, host_sh
+
+pytestmark = pytest.mark.timeout(600)
+ROOT = NODE["root"]
+
+
+class Load:
+    """GETs through nginx from one thread for the length of a `with` block (bounded)."""
+
+    def __init__(self, stack, path: str = "/version", limit_s: float = 120):
+        self.stack, self.path, self.limit_s, self.results = stack, path, limit_s, []
+        self._stop = threading.Event()
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        deadline = time.monotonic() + self.limit_s
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            self.results.append(self.stack.http(self.path))
+            time.sleep(0.02)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def shas(self) -> set:
+        return {json.loads(body).get("git_sha") for status, body in self.results if status == 200}
+
+
+def served_sha(stack) -> str:
+    status, body = stack.http("/version")
+    assert status == 200, body
+    return json.loads(body)["git_sha"]
+
+
+def history() -> list[dict]:
+    return [json.loads(line) for line in host_sh(f"cat {ROOT}/state/history.jsonl").splitlines()]
+
+
+def log_lines() -> int:
+    return int(host_sh(f"cat {ROOT}/shared/logs/app.log | wc -l").strip())
+
+
+def test_node_app_deploys_with_its_own_build_deps_and_migrations(node_stack):
+    sha = node_stack.commit("node e2e: v1")
+    out = node_stack.fab("deploy").stderr
+    assert served_sha(node_stack) == sha
+    assert node_stack.http("/readyz")[0] == 200
+    assert "(node: dependencies" in out and "dependencies installed" in out
+    release = json.loads(host_sh(f"cat {ROOT}/state/slots.json"))["slots"]["a"]["release"]
+    assert host_sh(f"readlink {ROOT}/releases/{release}/node_modules").strip().startswith(f"{ROOT}/npm/")
+    assert host_sh(f"test -f {ROOT}/releases/{release}/dist/server.js && echo built").strip() == "built"
+    # The app writes logs/ in its working directory: a link to the shared dir, the app user's.
+    assert host_sh(f"readlink {ROOT}/releases/{release}/logs").strip() == f"{ROOT}/shared/logs"
+    assert host_sh(f"stat -c %U {ROOT}/shared/logs/app.log").strip() == NODE["app_user"]
+
+
+def test_second_version_canary_under_load_then_rollback_and_rollback_to(node_stack):
+    v1, lines = served_sha(node_stack), log_lines()
+    v2 = node_stack.commit("node e2e: v2", {"VERSION": "2\n"})
+    with Load(node_stack) as load:
+        out = node_stack.fab("deploy").stderr
+    assert "10%:" in out and "50%:" in out and "dependencies reused" in out
+    assert all(status == 200 for status, _ in load.results), {s for s, _ in load.results}
+    assert load.shas() == {v1, v2}
+    assert log_lines() > lines  # the shared log kept growing across releases
+    node_stack.fab("rollback")
+    assert served_sha(node_stack) == v1
+    v2_release = next(e["release"] for e in reversed(history()) if e["git_sha"] == v2)
+    node_stack.fab("rollback", "--to", v2_release)
+    assert served_sha(node_stack) == v2
+
+
+def test_bad_release_is_rolled_back_by_the_canary_gate(node_stack):
+    before = served_sha(node_stack)
+    node_stack.commit("node e2e: bad", {"shipshape.env": "APP_FAULT_ERROR_RATE=0.6\n"})
+    with Load(node_stack, "/api/notes"):
+        failed = node_stack.fab("deploy", check=False)
+    assert failed.returncode == 1 and "failed at step canary" in failed.stderr, failed.stderr
+    assert served_sha(node_stack) == before and history()[-1]["outcome"] == "rolled_back"
+    node_stack.commit("node e2e: good again", remove=("shipshape.env",))
+
+
+def test_a_release_that_cannot_start_prints_its_own_error(node_stack):
+    before = served_sha(node_stack)
+    node_stack.commit("node e2e: unwritable logs", {"shipshape.env": "APP_LOG_DIR=/proc/shipshape-logs\n"})
+    failed = node_stack.fab("deploy", check=False)
+    assert failed.returncode == 1 and "failed at step start" in failed.stderr, failed.stderr
+    assert "/proc/shipshape-logs" in failed.stderr  # the app's own message, from its log
+    assert f"full log: 127.0.0.1:{ROOT}/logs/nodesample-" in failed.stderr
+    assert served_sha(node_stack) == before
+    node_stack.commit("node e2e: logs back", remove=("shipshape.env",))
+
+
+def test_the_checks_pass_on_the_node_app(node_stack, tmp_path):
+    node_stack.fab("deploy")
+    run = run_checks(tmp_path, "local", node_stack.root)
+    assert not run.failing(), run.checklist
+    assert run.with_outcome("passed") >= {"test_http::test_site_reachable", "test_data::test_redis_answers",
+                                           "test_app_host::test_app_processes_online"}
+    skipped = run.with_outcome("skipped")
+    assert "test_data::test_migrations_at_head" in skipped  # not Alembic: readiness covers the schema
+    secrets = [line.partition("=")[2] for line in host_sh(f"cat {ROOT}/shared/secrets.env").splitlines()]
+    text = "\n".join(node_stack.outputs) + run.checklist + host_sh(f"cat {ROOT}/logs/* {ROOT}/shared/logs/* || true")
+    assert not [s[:4] for s in secrets if len(s) >= 8 and s in text]
