@@ -116,8 +116,9 @@ command -v pm2 >/dev/null || { npm install -g --silent pm2@7.0.4 >/dev/null; cha
 if [ "$SYSTEMD" = 1 ]; then
   unit "pm2-$APP_USER" "$APP_USER" "/usr/bin/env PM2_HOME=$PM2_HOME $(command -v pm2) resurrect --no-daemon"
 elif ! alive "$PM2_HOME/pm2.pid"; then
-  # PM2 spawns node from the current directory: it must be one the app user may enter.
-  cd "$PM2_HOME" && runuser -u "$APP_USER" -- env HOME="$PM2_HOME" PM2_HOME="$PM2_HOME" pm2 ping >/dev/null; cd /; changed "started PM2 for $APP_USER"
+  # PM2 spawns node from the current directory: it must be one the app user may enter. The daemon reads
+  # PM2_KILL_SIGNAL when it starts: without it `pm2 stop` sends SIGINT, not the contract's SIGTERM.
+  cd "$PM2_HOME" && runuser -u "$APP_USER" -- env HOME="$PM2_HOME" PM2_HOME="$PM2_HOME" PM2_KILL_SIGNAL=SIGTERM pm2 ping >/dev/null; cd /; changed "started PM2 for $APP_USER"
 fi
 """
 

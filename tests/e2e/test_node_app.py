@@ -61,7 +61,8 @@ def test_node_app_deploys_with_its_own_build_deps_and_migrations(node_stack):
     out = node_stack.fab("deploy").stderr
     assert served_sha(node_stack) == sha
     assert node_stack.http("/readyz")[0] == 200
-    assert "(node: dependencies" in out and "dependencies installed" in out
+    assert "(node: dependencies" in out  # installed now, or reused from an earlier run of this stack
+    assert "dependencies installed" in out or "dependencies reused" in out
     release = json.loads(host_sh(f"cat {ROOT}/state/slots.json"))["slots"]["a"]["release"]
     assert host_sh(f"readlink {ROOT}/releases/{release}/node_modules").strip().startswith(f"{ROOT}/npm/")
     assert host_sh(f"test -f {ROOT}/releases/{release}/dist/server.js && echo built").strip() == "built"
@@ -98,10 +99,10 @@ def test_bad_release_is_rolled_back_by_the_canary_gate(node_stack):
 
 def test_a_release_that_cannot_start_prints_its_own_error(node_stack):
     before = served_sha(node_stack)
-    node_stack.commit("node e2e: unwritable logs", {"shipshape.env": "APP_LOG_DIR=/proc/shipshape-logs\n"})
+    node_stack.commit("node e2e: unwritable logs", {"shipshape.env": "APP_LOG_DIR=/root/shipshape-logs\n"})
     failed = node_stack.fab("deploy", check=False)
     assert failed.returncode == 1 and "failed at step start" in failed.stderr, failed.stderr
-    assert "/proc/shipshape-logs" in failed.stderr  # the app's own message, from its log
+    assert "/root/shipshape-logs" in failed.stderr  # the app's own message, from its log
     assert f"full log: 127.0.0.1:{ROOT}/logs/nodesample-" in failed.stderr
     assert served_sha(node_stack) == before
     node_stack.commit("node e2e: logs back", remove=("shipshape.env",))
