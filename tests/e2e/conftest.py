@@ -7,8 +7,10 @@ Reuse it from other suites: `def test_x(local_stack): local_stack.fab("deploy")`
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -84,6 +86,32 @@ def http(path: str, timeout: float = 5, site: str = SITE) -> tuple[int, str]:
             return answer.status, answer.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
+
+
+class Load:
+    """GETs through nginx from one thread for the length of a `with` block (bounded in time)."""
+
+    def __init__(self, path: str = "/version", limit_s: float = 120, get=None):
+        self.path, self.limit_s, self.get, self.results = path, limit_s, get or http, []
+        self._stop = threading.Event()
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        deadline = time.monotonic() + self.limit_s
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            self.results.append(self.get(self.path))
+            time.sleep(0.02)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def shas(self) -> set:
+        return {json.loads(body).get("git_sha") for status, body in self.results if status == 200}
 
 
 def host_sh(script: str) -> str:

@@ -4,42 +4,13 @@ its lockfile on the host, node-pg-migrate, a shared logs/ directory. Tests build
 from __future__ import annotations
 
 import json
-import threading
-import time
-
 import pytest
 
 from tests.checks.support import run_checks
-from tests.e2e.conftest import NODE, host_sh
+from tests.e2e.conftest import NODE, Load, host_sh
 
 pytestmark = pytest.mark.timeout(600)
 ROOT = NODE["root"]
-
-
-class Load:
-    """GETs through nginx from one thread for the length of a `with` block (bounded)."""
-
-    def __init__(self, stack, path: str = "/version", limit_s: float = 120):
-        self.stack, self.path, self.limit_s, self.results = stack, path, limit_s, []
-        self._stop = threading.Event()
-
-    def __enter__(self):
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self):
-        deadline = time.monotonic() + self.limit_s
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            self.results.append(self.stack.http(self.path))
-            time.sleep(0.02)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def shas(self) -> set:
-        return {json.loads(body).get("git_sha") for status, body in self.results if status == 200}
 
 
 def served_sha(stack) -> str:
@@ -74,7 +45,7 @@ def test_node_app_deploys_with_its_own_build_deps_and_migrations(node_stack):
 def test_second_version_canary_under_load_then_rollback_and_rollback_to(node_stack):
     v1, lines = served_sha(node_stack), log_lines()
     v2 = node_stack.commit("node e2e: v2", {"VERSION": "2\n"})
-    with Load(node_stack) as load:
+    with Load(get=node_stack.http) as load:
         out = node_stack.fab("deploy").stderr
     assert "10%:" in out and "50%:" in out and "dependencies reused" in out
     assert all(status == 200 for status, _ in load.results), {s for s, _ in load.results}
@@ -90,7 +61,7 @@ def test_second_version_canary_under_load_then_rollback_and_rollback_to(node_sta
 def test_bad_release_is_rolled_back_by_the_canary_gate(node_stack):
     before = served_sha(node_stack)
     node_stack.commit("node e2e: bad", {"shipshape.env": "APP_FAULT_ERROR_RATE=0.6\n"})
-    with Load(node_stack, "/api/notes"):
+    with Load("/api/notes", get=node_stack.http):
         failed = node_stack.fab("deploy", check=False)
     assert failed.returncode == 1 and "failed at step canary" in failed.stderr, failed.stderr
     assert served_sha(node_stack) == before and history()[-1]["outcome"] == "rolled_back"

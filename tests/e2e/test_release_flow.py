@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
 import time
 
 import pytest
 
-from tests.e2e.conftest import E2E, ROOT, host_sh, http, wait_for
+from tests.e2e.conftest import E2E, ROOT, Load, host_sh, http, wait_for
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -30,31 +29,6 @@ def history() -> list[dict]:
 
 def psql(sql: str) -> str:
     return host_sh(f"cd / && runuser -u postgres -- psql -p {E2E['db_port']} -d app -tAc \"{sql}\"").strip()
-
-
-class Load:
-    """Requests to the site through nginx from one thread, for the length of a `with` block (bounded)."""
-
-    def __init__(self, path: str = "/version", limit_s: float = 120):
-        self.path, self.limit_s, self.results, self._stop = path, limit_s, [], threading.Event()
-
-    def __enter__(self):
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self):
-        deadline = time.monotonic() + self.limit_s
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            self.results.append(http(self.path))
-            time.sleep(0.02)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def shas(self) -> set:
-        return {json.loads(body).get("git_sha") for status, body in self.results if status == 200}
 
 
 def test_setup_twice_changes_nothing_the_second_time(local_stack):
