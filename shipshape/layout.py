@@ -20,6 +20,11 @@ from dataclasses import dataclass
 SLOTS = ("a", "b")
 
 
+def other(slot: str) -> str:
+    """The slot that is not `slot`."""
+    return SLOTS[1 - SLOTS.index(slot)]
+
+
 @dataclass(frozen=True)
 class Layout:
     root: str

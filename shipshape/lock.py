@@ -61,9 +61,14 @@ class LockInfo:
         return None
 
 
+def who() -> str:
+    """user@machine of whoever runs this process (the lock's owner, a history entry's author)."""
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
 def owner(task: str, now: float | None = None) -> dict:
     """Who is taking the lock: user@machine, this process, the task and the time."""
-    return {"who": f"{getpass.getuser()}@{socket.gethostname()}", "pid": os.getpid(), "task": task,
+    return {"who": who(), "pid": os.getpid(), "task": task,
             "started": int(time.time() if now is None else now)}
 
 

@@ -13,10 +13,10 @@ from datetime import datetime
 from shipshape import history
 from shipshape import release_commands as rc
 from shipshape.build import Artifact
+from shipshape.layout import other
 from shipshape.progress import info, step
 from shipshape.remote import RemoteError
 from shipshape.targets import DeployFailed, ReleaseTarget, who
-from shipshape.targets.vps import other
 
 
 def committed_epoch(artifact: Artifact) -> float | None:
@@ -60,27 +60,20 @@ class Deploy:
     def run(self) -> str:
         t, app, canary = self.t, self.t.stack.app, self.t.stack.canary
         try:
-            self.step = "upload"
-            with step(f"upload artifact {self.artifact.id}"):
+            with self.phase("upload", f"upload artifact {self.artifact.id}"):
                 info(t.upload(self.artifact, self.state))
-            self.step = "prepare"
-            with step(f"prepare {self.release.id} ({self.release.kind}: dependencies, shared dirs, env)"):
+            with self.phase("prepare", f"prepare {self.release.id} ({self.release.kind}: dependencies, shared dirs, env)"):
                 info(t.prepare(self.release, self.artifact))
-            self.step = "backup"
-            with step("backup database (pg_dump)"):
+            with self.phase("backup", "backup database (pg_dump)"):
                 info(t.backup())
-            self.step = "migrate"
-            with step(f"migrate ({app.migrate or 'no migrate command'})"):
+            with self.phase("migrate", f"migrate ({app.migrate or 'no migrate command'})"):
                 for line in t.migrate(self.release):
                     info(line)
-            self.step = "start"
-            with step(f"start {self.release.id} in slot {self.idle} (readiness-gated)"):
+            with self.phase("start", f"start {self.release.id} in slot {self.idle} (readiness-gated)"):
                 self.start()
-            self.step = "canary"
-            with step(f"canary (steps {canary.steps}, bake {canary.interval:g}s)"):
+            with self.phase("canary", f"canary (steps {canary.steps}, bake {canary.interval:g}s)"):
                 self.canary()
-            self.step = "promote"
-            with step("promote: slots.json, history, retention"):
+            with self.phase("promote", "promote: slots.json, history, retention"):
                 pruned = t.promote(self.state, self.slot, self.entry("success"))
                 info(f"slot {self.idle} live; old slot kept warm" + (f"; pruned {', '.join(pruned)}" if pruned else ""))
         except BaseException as error:
@@ -88,6 +81,11 @@ class Deploy:
             raise DeployFailed(self.step, _reason(error)) from None
         t.notify("success", self.entry("success"))
         return self.release.id
+
+    def phase(self, name: str, title: str):
+        """A step of the flow: remembered for the undo and the history, shown with its title."""
+        self.step = name
+        return step(title)
 
     def start(self) -> None:
         back = []

@@ -14,14 +14,21 @@ if TYPE_CHECKING:
     from shipshape.config import Stack
 
 
+def account_key(role: str) -> str:
+    return f"shipshape:checks.accounts.{role}.password"
+
+
+def secret_env_key(name: str) -> str:
+    return f"shipshape:app.secret_env.{name}"
+
+
 def needed_references(stack: Stack) -> list[tuple[str, SecretRef]]:
     """(config key, reference) for every env:/file: reference in the stack; gcp: ones are the service's.
 
     Example: [("shipshape:app.secret_env.API_KEY", SecretRef("env", "API_KEY")), ...]
     """
-    named = [(f"shipshape:app.secret_env.{name}", ref) for name, ref in stack.app.secret_env.items()]
-    named += [(f"shipshape:checks.accounts.{role}.password", account.password)
-              for role, account in stack.checks.accounts.items()]
+    named = [(secret_env_key(name), ref) for name, ref in stack.app.secret_env.items()]
+    named += [(account_key(role), account.password) for role, account in stack.checks.accounts.items()]
     if stack.notifications.webhook:
         named.append(("shipshape:notifications.webhook", stack.notifications.webhook))
     return [(key, ref) for key, ref in named if ref.kind != "gcp"]

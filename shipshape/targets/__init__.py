@@ -19,7 +19,8 @@ from typing import ContextManager, Protocol
 
 from shipshape.config import Target as Kind
 from shipshape.runtimes import NotSupported, Release, Slot, for_stack
-from shipshape.targets.common import DeployFailed, who  # noqa: F401  (the flows' vocabulary)
+from shipshape.lock import who  # noqa: F401  (the flows' vocabulary)
+from shipshape.targets.common import DeployFailed
 
 __all__ = ["ReleaseTarget", "NotSupported", "DeployFailed", "open_target", "who"]
 
@@ -68,6 +69,7 @@ def open_target(stack, root: Path, *, with_secrets: bool = True) -> ReleaseTarge
                            "Cloud Run release work)")
     from shipshape.layout import layout_for
     from shipshape.remote import Runner, connect
+    from shipshape.stacksecrets import account_key, secret_env_key
     from shipshape.targets.vps import VpsTarget
 
     layout = layout_for(stack)
@@ -75,10 +77,8 @@ def open_target(stack, root: Path, *, with_secrets: bool = True) -> ReleaseTarge
     values = secrets_for(stack, root) if with_secrets else {}
     runner = Runner(connect(stack.host, root))
     runner.add_secret(*values.values())
-    accounts = [(account.username, role, values[f"shipshape:checks.accounts.{role}.password"])
-                for role, account in stack.checks.accounts.items()
-                if f"shipshape:checks.accounts.{role}.password" in values]
-    env = {**stack.app.env,
-           **{name: values[f"shipshape:app.secret_env.{name}"] for name in stack.app.secret_env
-              if f"shipshape:app.secret_env.{name}" in values}}
+    accounts = [(account.username, role, values[account_key(role)])
+                for role, account in stack.checks.accounts.items() if account_key(role) in values]
+    env = {**stack.app.env, **{name: values[secret_env_key(name)] for name in stack.app.secret_env
+                               if secret_env_key(name) in values}}
     return VpsTarget(stack, layout, runner, runtime, accounts, env)

@@ -1,9 +1,7 @@
-"""What every release target shares: the failure type the flows raise, who is acting, pending migrations."""
+"""What every release target shares: the failure type the flows raise, pending migrations."""
 from __future__ import annotations
 
-import getpass
 import re
-import socket
 import tarfile
 
 from shipshape.build import Artifact
@@ -17,10 +15,6 @@ class DeployFailed(Exception):
     def __init__(self, step_name: str, reason: str):
         self.step, self.reason = step_name, reason
         super().__init__(f"{step_name}: {reason}")
-
-
-def who() -> str:
-    return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 def pending_migrations(artifact: Artifact, applied: set[str]) -> list[str] | None:

@@ -13,18 +13,14 @@ from dataclasses import dataclass, field
 from shipshape import backup, history, lock, nginx, notify
 from shipshape import release_commands as rc
 from shipshape.build import Artifact
-from shipshape.hoststate import HostState, Slots, parse_state, state_command, write_slots_command
-from shipshape.layout import SLOTS, Layout
+from shipshape.hoststate import HostState, parse_state, state_command, write_slots_command
+from shipshape.layout import Layout, other
 from shipshape.remote import RemoteError, Runner
 from shipshape.runtimes import Release, Slot
 from shipshape.targets.common import DeployFailed, pending_migrations
 
 MIN_FREE_KB = 512 * 1024
 LOG_TAIL = 30
-
-
-def other(slot: str) -> str:
-    return SLOTS[1 - SLOTS.index(slot)]
 
 
 @dataclass
