@@ -132,10 +132,12 @@ def build(app_dir: Path, out_dir: Path, allow_dirty: bool = False, command: str 
     committed = _git(app_dir, "log", "-1", "--format=%cI", "HEAD").strip()
     members = _members(app_dir, bool(dirty))
     path = out_dir / f"{artifact_id(sha, members if dirty else None)}.tar.gz"
-    if path.exists() and read_manifest(path).build == command:
-        return read_manifest(path), False
+    if path.exists():
+        existing = read_manifest(path)
+        if existing.build == command:
+            return existing, False
     try:
-        app_kind = detect({name for name in members}, kind, str(app_dir))
+        app_kind = detect(set(members), kind, str(app_dir))
     except ValueError as error:
         raise BuildError(str(error)) from None
     deps_hash = app_kind.deps_hash({name: data for name, (data, _) in members.items()})

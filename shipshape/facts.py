@@ -34,9 +34,8 @@ def probe_params(stack, layout: Layout) -> dict:
         "db": {"port": stack.database.port, "user": stack.database.user, "name": stack.database.name},
         "redis_port": stack.redis.port,
     }
-    guard = getattr(runtime, "status_guard", None)
-    if guard:
-        params["requires_pid_file"] = {"processes": guard}
+    if runtime.status_guard:
+        params["requires_pid_file"] = {"processes": runtime.status_guard}
     return params
 
 

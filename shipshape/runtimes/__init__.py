@@ -90,6 +90,10 @@ class Runtime(Protocol):
     def log_path(self, slot: Slot | str) -> str:
         """Where the slot's full log is on the host."""
 
+    @property
+    def status_guard(self) -> str | None:
+        """A pid file that must name a live process before `status_command` may run, or None."""
+
 
 def for_stack(stack, layout) -> Runtime:
     """The runtime a stack names (`shipshape:runtime`); NotSupported for one not built yet."""
