@@ -53,7 +53,8 @@ def test_account_passwords_stay_off_every_command_line():
     text = rc.accounts_command(for_stack(stack, layout), release, stack.app.create_account).text
     assert text.index("ACCOUNTS=$(cat)") < text.index("runuser")  # stdin read before anything runs
     assert "export ACCOUNT_USERNAME ACCOUNT_ROLE ACCOUNT_PASSWORD" in text
-    assert 'APP_USER_PASSWORD=\\"$ACCOUNT_PASSWORD\\"' not in text  # quoted for sh -c, expanded there
+    # single-quoted for the host's shell: the inner sh -c expands $ACCOUNT_PASSWORD, nothing puts it in argv
+    assert "'APP_USER_PASSWORD=\"$ACCOUNT_PASSWORD\" python -m app.cli create-user" in text
     assert "app.cli create-user" in text
 
 
