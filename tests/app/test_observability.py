@@ -47,9 +47,10 @@ def test_unknown_paths_fold_into_one_metric_label(running_app):
     ("status", int), ("duration_ms", float),
 ])
 def test_request_log_lines_are_json_with_fields(running_app, field, kind):
+    since = running_app.mark()
     with signed_in_client(running_app, "member") as client:
         client.get("/api/notes")
-    line = _wait_for_request_line(running_app, "/api/notes")
+    line = running_app.request_line("/api/notes", since)
     assert isinstance(line[field], kind)
 
 
@@ -58,14 +59,3 @@ def test_every_stdout_line_is_json(running_app):
     logs = running_app.json_logs()  # raises on the first non-JSON line
     assert any(entry["message"].startswith("started: release r-test") for entry in logs)
     assert all({"time", "level", "message"} <= entry.keys() for entry in logs)
-
-
-def _wait_for_request_line(app, path: str) -> dict:
-    found: list[dict] = []
-
-    def seen() -> bool:
-        found[:] = [e for e in app.json_logs() if e.get("path") == path and e.get("status") == 200]
-        return bool(found)
-
-    app.wait_for(seen, 5, f"a request log line for {path}")
-    return found[-1]

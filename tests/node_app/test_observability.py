@@ -54,21 +54,11 @@ def test_unknown_paths_fold_into_one_metric_label(running_node_app):
     assert "/no/such/page" not in text
 
 
-def _request_line(app, path: str) -> dict:
-    found: list[dict] = []
-
-    def seen() -> bool:
-        found[:] = [e for e in app.json_logs() if e.get("message") == "request" and e.get("path") == path]
-        return bool(found)
-
-    app.wait_for(seen, 5, f"a request log line for {path}")
-    return found[-1]
-
-
 def test_request_log_line_fields(running_node_app):
+    since = running_node_app.mark()
     with signed_in(running_node_app, "member") as client:
         client.get("/api/projects?page=1")
-    line = _request_line(running_node_app, "/api/projects")
+    line = running_node_app.request_line("/api/projects", since)
     assert (line["level"], line["method"], line["status"]) == ("info", "GET", 200)
     assert isinstance(line["duration_ms"], (int, float)) and line["duration_ms"] >= 0
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"]), line["time"]
@@ -86,7 +76,7 @@ def test_app_log_gets_the_same_lines_as_stdout(start_node_app, tmp_path):
     log_dir = tmp_path / "applogs"
     app = start_node_app(APP_LOG_DIR=str(log_dir))
     httpx.get(app.url + "/version")
-    _request_line(app, "/version")
+    app.request_line("/version")
     assert app.terminate() == 0
     in_file = (log_dir / "app.log").read_text().splitlines()
     assert in_file == [line for line in app.lines if line.strip()]
@@ -97,7 +87,7 @@ def test_app_log_gets_the_same_lines_as_stdout(start_node_app, tmp_path):
 def test_default_log_dir_is_logs_in_the_working_directory(start_node_app, node_release):
     app = start_node_app(APP_LOG_DIR="")
     httpx.get(app.url + "/version?default-log-dir")
-    _request_line(app, "/version")
+    app.request_line("/version")
     started = next(e["time"] for e in app.json_logs() if e["message"].startswith("started"))
     log_file = node_release / "logs" / "app.log"
     assert any(json.loads(line)["time"] == started for line in log_file.read_text().splitlines())

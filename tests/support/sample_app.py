@@ -116,6 +116,24 @@ class AppProcess:
         """Every stdout line parsed as JSON (raises on the first line that is not)."""
         return [json.loads(line) for line in list(self.lines) if line.strip()]
 
+    def mark(self) -> int:
+        """A place in the output: pass it to request_line to see only what came after."""
+        return len(self.lines)
+
+    def request_line(self, path: str, since: int = 0) -> dict:
+        """The last request log line for `path` printed after `since`, waiting up to 5 s for one.
+
+        Tests share one server, so an earlier test's request to the same path must not count."""
+        found: list[dict] = []
+
+        def seen() -> bool:
+            found[:] = [e for e in (json.loads(line) for line in list(self.lines)[since:] if line.strip())
+                        if e.get("message") == "request" and e.get("path") == path]
+            return bool(found)
+
+        self.wait_for(seen, 5, f"a request log line for {path}")
+        return found[-1]
+
     def terminate(self, timeout: float = 30) -> int:
         """SIGTERM, then wait for exit; returns the exit code."""
         if self.proc.poll() is None:
