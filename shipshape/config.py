@@ -69,6 +69,17 @@ RelPath = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$"), After
 EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
 
 
+class Static(Model):
+    """A directory of built files (in the release) that nginx serves itself, without the app.
+
+    Names with a content hash (`app.3f9a1c2e.js`) are cached for a year as immutable; anything else
+    is revalidated on each use. During a canary both slots' files stay reachable."""
+
+    dir: RelPath = Field(description="the directory inside the release, e.g. public or web/dist")
+    url: Annotated[str, Field(pattern=r"^/([A-Za-z0-9_.-]+/)+$")] = Field(
+        "/static/", description="the URL prefix it is served under, e.g. /assets/ (leading and trailing /)")
+
+
 class App(Model):
     """The application being shipped: where its code is and how to build, migrate and start it.
 
@@ -97,6 +108,7 @@ class App(Model):
     shared_dirs: tuple[RelPath, ...] = Field(
         (), description="directories kept under shared/ across releases and linked into each one, "
                         "writable by the app user (e.g. logs, uploads)")
+    static: Static | None = Field(None, description="built files nginx serves itself; unset: none")
     health_path: UrlPath = "/healthz"
     readiness_path: UrlPath = "/readyz"
     version_path: UrlPath | None = Field(
@@ -267,6 +279,19 @@ class Checks(Model):
     ca_file: str | None = None
 
 
+class Docker(Model):
+    """The docker runtime (`shipshape:runtime: docker`): the app as an image, each slot a container.
+
+    The image is built locally from `dockerfile` (in the app's repo) and shipped over SSH; on the host
+    the containers talk to the engine at `socket`, which `fab setup` starts where nothing answers."""
+
+    dockerfile: RelPath = "Dockerfile"
+    socket: AbsPath = "/run/docker.sock"
+    data_root: AbsPath = "/var/lib/docker"
+    stop_timeout: Annotated[int, Field(ge=1, le=600)] = Field(
+        30, description="seconds between SIGTERM and SIGKILL at `docker stop`: above the app's drain time")
+
+
 GCP_REGION = re.compile(r"^[a-z]+-[a-z]+\d$")
 
 
@@ -338,6 +363,7 @@ class Stack(Model):
     notifications: Notifications = Notifications()
     retention: Retention = Retention()
     checks: Checks = Checks()
+    docker: Docker = Docker()
     gcp: Cloud = Cloud()
     tls: Tls | None = None
 
