@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Install everything shipshape and its tests need, from nothing; safe to run again (skips what is there).
-#   apt: nginx, PostgreSQL 15, Redis 7, OpenSSH, Prometheus tools, load generators
+#   apt: nginx, PostgreSQL 15, Redis 7, OpenSSH, Prometheus tools, load generators, Docker, debootstrap
 #   npm: PM2 (pinned)          python: .venv with the pinned project (+ sample app and dev extras)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(nginx postgresql redis-server openssh-server openssh-client prometheus
-              prometheus-alertmanager wrk hey rsync cron curl nodejs npm)
+              prometheus-alertmanager wrk hey rsync cron curl nodejs npm docker.io debootstrap zstd)
 PM2_VERSION=7.0.4
 
 step() { printf '\n==> %s\n' "$*"; }
