@@ -1,3 +1,24 @@
-"""Project-wide pytest configuration: real-service fixtures live in tests/support/services.py."""
+"""Project-wide pytest configuration: real-service fixtures live in tests/support/ (services.py:
+PostgreSQL and Redis; dockerd.py: the Docker engines; images.py: the base and sample images).
 
-pytest_plugins = ["tests.support.services", "tests.support.dockerd"]
+Markers: `slow` is set here on every test that provisions real daemons or stacks (e2e, the checks'
+break suite, docker, images); `docker` on those needing a Docker engine. Inner loop:
+    .venv/bin/python -m pytest tests -m "not slow" -q      # pure layers, a few seconds
+"""
+import pytest
+
+pytest_plugins = ["tests.support.services", "tests.support.dockerd", "tests.support.images"]
+
+SLOW = ("e2e", "checks", "docker", "images", "bench", "app", "node_app", "backup", "lock", "remote", "nginx")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        parts = item.path.parts
+        suite = parts[parts.index("tests") + 1] if "tests" in parts else ""
+        real = any(name in getattr(item, "fixturenames", ()) for name in
+                   ("postgres_server", "redis_server", "docker_host", "docker_build", "local_stack"))
+        if suite in SLOW or real:
+            item.add_marker(pytest.mark.slow)
+        if suite in ("docker", "images") or "docker_host" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.docker)

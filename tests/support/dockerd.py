@@ -35,6 +35,7 @@ STATE = Path(os.environ.get("SHIPSHAPE_TEST_DOCKER", "/var/lib/shipshape-test"))
 class Dockerd:
     name: str
     root: Path = STATE
+    started: bool = False   # by this session: only then does stop() stop it
 
     @property
     def socket(self) -> str:
@@ -70,9 +71,11 @@ class Dockerd:
                               capture_output=True, timeout=10).returncode == 0
 
     def start(self) -> None:
-        """Start the engine (or adopt one a previous, killed run left answering) and wait for it."""
+        """Start the engine (or adopt one already answering: a parallel session's, or one a killed run
+        left) and wait for it."""
         if self.answers():
             return
+        self.started = True
         Path("/run/shipshape-test").mkdir(parents=True, exist_ok=True)
         self.data_root.mkdir(parents=True, exist_ok=True)
         self.pidfile.unlink(missing_ok=True)
@@ -88,7 +91,9 @@ class Dockerd:
                            + self.logfile.read_text()[-3000:])
 
     def stop(self) -> None:
-        """SIGTERM the engine (its containers stop with it) and wait for it to exit."""
+        """SIGTERM the engine if this session started it (its containers stop with it) and wait for it."""
+        if not self.started:
+            return  # another session's (a parallel run adopted it): leave it to that one
         try:
             pid = int(self.pidfile.read_text())
         except (FileNotFoundError, ValueError):
