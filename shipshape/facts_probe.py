@@ -1,10 +1,15 @@
-"""Gather every host fact the post-deploy checks need and print them as one JSON object.
+"""The host probe: every fact the deploy and the post-deploy checks read, printed as one JSON object.
 
 Runs ON THE HOST under the system python3 (stdlib only), shipped as text by shipshape.facts in a single
-SSH round trip: `python3 - PARAMS_JSON`. It only reads: it never starts, stops or writes anything
-(it does not even call `pm2 jlist` when the PM2 daemon is down, because that would spawn one).
-Secret values read from the secrets file go to child processes through their environment, never
-to argv (visible in `ps`) and never to the output.
+SSH round trip: `python3 - PARAMS_JSON`. PARAMS names the sections to gather (see SECTIONS; the
+deploy's state asks for fewer than the checks), each in a thread of its own.
+
+It only reads: it never starts, stops or writes anything (it does not even call `pm2 jlist` when the
+PM2 daemon is down, because that would spawn one). Every child process has a timeout, so a hung
+daemon fails its fact instead of hanging the caller. Secret values read from the secrets file go to
+child processes through their environment, never to argv (visible in `ps`); they are replaced by ***
+in everything printed, and only `"mask": true` (the deploy's Runner, to mask them in later output)
+hands them back, as the `mask` list.
 """
 import glob
 import json
@@ -13,9 +18,12 @@ import pwd
 import re
 import subprocess
 import sys
+import threading
 import time
 
-TIMEOUT = 5  # a hung daemon must fail its check, not hang the whole suite
+TIMEOUT = 5      # a hung daemon must fail its fact, not hang the deploy or the checks
+MIN_SECRET = 8   # shorter values (a port, "app") are not secrets and would garble every output
+MASK = "***"
 
 
 def run(argv, env=None, unset=(), limit=2000):
@@ -40,6 +48,23 @@ def read_env(path):
     except OSError:
         pass
     return values
+
+
+def read_json(path):
+    try:
+        with open(path) as handle:
+            return json.load(handle), None
+    except (OSError, ValueError) as error:
+        return None, f"{type(error).__name__}: {error}"
+
+
+def read_text(path):
+    """The file's text, or None when it does not exist."""
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
 
 
 def listeners():
@@ -87,6 +112,16 @@ def latest_backup(directory):
     return max(dumps, key=lambda d: d["mtime"]) if dumps else None
 
 
+def releases(directory):
+    """{release id: its RELEASE manifest}; a release still being unpacked (no valid manifest) is left out."""
+    try:
+        names = sorted(n for n in os.listdir(directory) if not n.startswith("."))
+    except OSError:
+        return {}
+    manifests = {name: read_json(os.path.join(directory, name, "RELEASE"))[0] for name in names}
+    return {name: manifest for name, manifest in manifests.items() if isinstance(manifest, dict)}
+
+
 def migration_heads(release_dir):
     """Alembic heads of a release: revisions no other revision names as its down_revision."""
     revisions, parents = set(), set()
@@ -108,20 +143,22 @@ def shell(params, name):
         try:
             os.kill(int(open(guard).read().strip()), 0)
         except (OSError, ValueError):
-            # `pm2 jlist` would spawn a fresh daemon: a check must not change the host.
+            # `pm2 jlist` would spawn a fresh daemon: reading must not change the host.
             return {"rc": 1, "output": f"not running (no live pid in {guard})"}
     # Whole output: a status command's JSON (`pm2 jlist`) is only useful complete.
     return run(["sh", "-c", params["commands"][name]], limit=None)
 
 
-def database(params, secrets):
+def database_ready(params):
+    return run(["pg_isready", "-h", "127.0.0.1", "-p", str(params["db"]["port"]), "-t", "3"])
+
+
+def schema(params, secrets):
+    """The Alembic revision(s) applied, as the app's own database user sees them."""
     db = params["db"]
     env = {"PGPASSWORD": secrets.get("DATABASE_PASSWORD", ""), "PGCONNECT_TIMEOUT": "3"}
-    base = ["psql", "-h", "127.0.0.1", "-p", str(db["port"]), "-U", db["user"], "-d", db["name"], "-XAt"]
-    return {
-        "ready": run(["pg_isready", "-h", "127.0.0.1", "-p", str(db["port"]), "-t", "3"]),
-        "revision": run([*base, "-c", "SELECT version_num FROM alembic_version"], env),
-    }
+    return run(["psql", "-h", "127.0.0.1", "-p", str(db["port"]), "-U", db["user"], "-d", db["name"], "-XAt",
+                "-c", "SELECT version_num FROM alembic_version"], env)
 
 
 def redis(params, secrets):
@@ -133,34 +170,102 @@ def redis(params, secrets):
     }
 
 
-def read_json(path):
-    try:
-        with open(path) as handle:
-            return json.load(handle), None
-    except (OSError, ValueError) as error:
-        return None, f"{type(error).__name__}: {error}"
+def disk(root):
+    stat = os.statvfs(root if os.path.isdir(root) else "/")
+    return {"disk_free_ratio": stat.f_bavail / stat.f_blocks if stat.f_blocks else 0.0,
+            "disk_available_kb": stat.f_bavail * stat.f_frsize // 1024}
+
+
+def memory():
+    meminfo = dict(re.findall(r"^(\w+):\s+(\d+)", open("/proc/meminfo").read(), re.M))
+    return {"memory_available_ratio": int(meminfo["MemAvailable"]) / int(meminfo["MemTotal"])}
+
+
+class Host:
+    """What every section may need, read once: the params, the secrets file, slots.json."""
+
+    def __init__(self, params):
+        self.params = params
+        self.secrets = read_env(params["secrets_env"])
+        self.slots, self.slots_error = read_json(params["slots_file"])
+
+    def serving_releases(self):
+        return [s["release"] for s in ((self.slots or {}).get("slots") or {}).values() if s]
+
+
+# section -> the keys it adds to the output (a dict value is merged into the same key's: "commands").
+SECTIONS = {
+    "now": lambda h: {"now": time.time()},
+    "slots": lambda h: {"slots": h.slots, "slots_error": h.slots_error},
+    "releases": lambda h: {"releases": releases(h.params["releases"])},
+    "heads": lambda h: {"heads": {r: migration_heads(os.path.join(h.params["releases"], r))
+                                  for r in h.serving_releases()}},
+    "listeners": lambda h: {"listeners": listeners()},
+    "nginx_test": lambda h: {"nginx_test": run(["sh", "-c", h.params["nginx_test"]])},
+    "weights": lambda h: {"commands": {"weights": shell(h.params, "weights")}},
+    "processes": lambda h: {"commands": {"processes": shell(h.params, "processes")}},
+    "lock": lambda h: {"lock": read_text(h.params["lock_file"])},
+    "database": lambda h: {"database": {"ready": database_ready(h.params)}},
+    "schema": lambda h: {"database": {"revision": schema(h.params, h.secrets)}},
+    "redis": lambda h: {"redis": redis(h.params, h.secrets)},
+    "latest_backup": lambda h: {"latest_backup": latest_backup(h.params["backups"])},
+    "secrets_file": lambda h: {"secrets_file": file_facts(h.params["secrets_env"])},
+    "disk": lambda h: disk(h.params["root"]),
+    "memory": lambda h: memory(),
+    "artifact": lambda h: {"artifact": os.path.isfile(h.params["artifact"]) if h.params.get("artifact") else None},
+}
+
+
+def scrub(value, secrets):
+    """`value` with every secret replaced by ***, in every string it holds."""
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, dict):
+        return {key: scrub(item, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [scrub(item, secrets) for item in value]
+    return value
+
+
+def gather(host, names):
+    """{section: its keys, or the exception it raised}, every section in a thread of its own."""
+    results = {}
+
+    def one(name):
+        try:
+            results[name] = SECTIONS[name](host)
+        except Exception as error:  # one broken fact must not hide the others
+            results[name] = error
+
+    threads = [threading.Thread(target=one, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
 
 
 def main(params):
-    secrets = read_env(params["secrets_env"])
-    slots, slots_error = read_json(params["slots_file"])
-    releases = [s["release"] for s in ((slots or {}).get("slots") or {}).values() if s]
-    disk = os.statvfs(params["root"]) if os.path.isdir(params["root"]) else os.statvfs("/")
-    meminfo = dict(re.findall(r"^(\w+):\s+(\d+)", open("/proc/meminfo").read(), re.M))
-    return {
-        "now": time.time(),
-        "slots": slots, "slots_error": slots_error,
-        "heads": {r: migration_heads(os.path.join(params["releases"], r)) for r in releases},
-        "listeners": listeners(),
-        "nginx_test": run(["nginx", "-t", "-c", params["nginx_conf"], "-p", params["nginx_prefix"]]),
-        "commands": {name: shell(params, name) for name in params["commands"]},
-        "database": database(params, secrets),
-        "redis": redis(params, secrets),
-        "latest_backup": latest_backup(params["backups"]),
-        "secrets_file": file_facts(params["secrets_env"]),
-        "disk_free_ratio": disk.f_bavail / disk.f_blocks if disk.f_blocks else 0.0,
-        "memory_available_ratio": int(meminfo["MemAvailable"]) / int(meminfo["MemTotal"]),
-    }
+    host = Host(params)
+    out, errors, results = {}, {}, gather(host, params["sections"])
+    for name, result in ((name, results[name]) for name in params["sections"]):
+        if isinstance(result, Exception):
+            errors[name] = f"{type(result).__name__}: {result}"
+            continue
+        for key, value in result.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key].update(value)
+            else:
+                out[key] = value
+    out["errors"] = errors
+    # Longest first: DATABASE_URL holds DATABASE_PASSWORD, and must be masked whole.
+    secrets = sorted({v for v in host.secrets.values() if len(v) >= MIN_SECRET}, key=lambda v: (-len(v), v))
+    out = scrub(out, secrets)
+    if params.get("mask"):
+        out["mask"] = secrets
+    return out
 
 
 if __name__ == "__main__":

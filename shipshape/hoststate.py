@@ -1,8 +1,10 @@
 """What a host holds, read in ONE round trip, and slots.json (docs/host-state.md) written atomically.
 
-`state_command` prints `@@section` blocks (host clock, slots.json, kept releases and their manifests,
-disk, `nginx -t`, served weights, PM2 processes, lock, schema revision, ...); `parse_state` reads them.
-Every task starts here: read state, then do only the difference.
+`state_command` is the host probe the post-deploy checks read (shipshape.facts), asked only for what a
+task decides from: host clock, slots.json, kept releases and their manifests, free disk, `nginx -t`,
+served weights, the runtime's processes, lock, schema revision, the artifact's presence, and the
+secrets file's values for the Runner to mask. `parse_state` reads it as `HostState`. Every task starts
+here: read state, then do only the difference.
 """
 from __future__ import annotations
 
@@ -10,9 +12,11 @@ import json
 import shlex
 from dataclasses import dataclass, field
 
-from shipshape import lock, nginx
+from shipshape import lock
+from shipshape.facts import HostFacts, facts_script, parse_facts
 from shipshape.layout import SLOTS, Layout
-from shipshape.remote import Command, Script, render
+from shipshape.remote import Command, Script
+from shipshape.targets.common import DeployFailed
 
 
 @dataclass
@@ -24,11 +28,12 @@ class Slots:
     slots: dict = field(default_factory=lambda: {s: None for s in SLOTS})
 
     @classmethod
-    def parse(cls, text: str) -> "Slots":
-        if not text.strip():
+    def from_dict(cls, data: dict) -> "Slots":
+        """From slots.json's content ({} for a host with nothing deployed yet)."""
+        if not data:
             return cls()
-        data = json.loads(text)
-        return cls(data.get("live"), data.get("weights") or {}, {s: data.get("slots", {}).get(s) for s in SLOTS})
+        slots = data.get("slots") or {}
+        return cls(data.get("live"), data.get("weights") or {}, {s: slots.get(s) for s in SLOTS})
 
     def to_json(self) -> str:
         return json.dumps({"live": self.live, "weights": self.weights, "slots": self.slots}, indent=2, sort_keys=True)
@@ -49,33 +54,13 @@ def write_slots_command(layout: Layout, slots: Slots) -> Command:
     return Script(f"printf '%s\\n' {shlex.quote(slots.to_json())} > {tmp} && mv -f {tmp} {path}")
 
 
-def _section(name: str, command: Command) -> str:
-    # A leading newline: some outputs (pm2 jlist) do not end with one.
-    return f"printf '\\n@@{name}\\n'\n( {render(command)} ) 2>&1 || true"
+# What a task decides from. Not the checks' ports, TLS, Redis, backups or memory: preflight stays fast.
+STATE_SECTIONS = ("now", "slots", "releases", "disk", "nginx_test", "weights", "processes", "lock", "schema")
 
 
-def state_command(stack, layout: Layout, runtime, artifact_sha: str | None = None) -> Command:
-    """Everything a task needs to decide, in one round trip."""
-    q = shlex.quote
-    db = stack.database
-    sections = {
-        "time": Script("date +%s.%N"),
-        "slots": Script(f"cat {q(layout.slots_file)} 2>/dev/null"),
-        "releases": Script(f"cd {q(layout.releases)} 2>/dev/null && for r in *; do [ -f \"$r/RELEASE\" ] && "
-                           "echo \"$r $(tr -d '\\n' < \"$r/RELEASE\")\"; done"),
-        "disk_kb": Script(f"df -Pk {q(layout.root)} | awk 'NR == 2 {{ print $4 }}'"),
-        "nginx_test": Script(render(nginx.config_test_command(layout)) + " && echo ok"),
-        "weights": nginx.current_weights_command(layout),
-        "processes": runtime.status_command(),
-        "lock": lock.read_command(layout),
-        # Read only so the Runner can mask these values in everything it prints or raises.
-        "secrets": Script(f"sed -n 's/^[A-Z_]*=//p' {q(layout.secrets_env)}"),
-        "schema": Script(f"cd / && runuser -u postgres -- psql -p {db.port} -d {q(db.name)} -tAc "
-                         "'SELECT version_num FROM alembic_version' 2>/dev/null"),
-    }
-    if artifact_sha:
-        sections["artifact"] = Script(f"test -f {q(layout.artifact(artifact_sha))} && echo yes")
-    return Script("\n".join(_section(name, command) for name, command in sections.items()))
+def state_command(stack, layout: Layout, runtime, artifact_id: str | None = None) -> Command:
+    """Everything a task needs to decide, in one round trip (read-only on the host)."""
+    return facts_script(stack, layout, runtime=runtime, sections=STATE_SECTIONS, artifact_id=artifact_id, mask=True)
 
 
 @dataclass
@@ -91,39 +76,29 @@ class HostState:
     lock: object              # lock.LockInfo | None
     schema: set
     has_artifact: bool
-    secrets: list
+    secrets: list             # Sensitive values of the host's secrets file, for runner.add_secret
 
-
-def parse_sections(stdout: str) -> dict[str, str]:
-    sections, name = {}, None
-    for line in stdout.splitlines():
-        if line.startswith("@@"):
-            name = line[2:].strip()
-            sections[name] = ""
-        elif name:
-            sections[name] += line + "\n"
-    return sections
+    @classmethod
+    def from_facts(cls, facts: HostFacts, stack, runtime) -> "HostState":
+        raw = facts.raw
+        unreadable = raw.get("slots_error") or ""
+        if unreadable and not unreadable.startswith("FileNotFoundError"):  # missing: nothing deployed yet
+            raise DeployFailed("state", f"state/slots.json cannot be read: {unreadable}")
+        nginx_test = raw.get("nginx_test") or {"rc": 127, "output": (raw.get("errors") or {}).get("nginx_test", "")}
+        revision = (raw.get("database") or {}).get("revision") or {}
+        return cls(
+            clock=float(raw.get("now") or 0), slots=Slots.from_dict(facts.slots), releases=raw.get("releases") or {},
+            disk_kb=int(raw.get("disk_available_kb") or 0), nginx_ok=nginx_test["rc"] == 0,
+            nginx_error=nginx_test["output"], weights=facts.nginx_weights(stack),
+            processes=facts.process_states(runtime), lock=lock.parse(raw.get("lock") or ""),
+            # No alembic_version table (a first deploy) or no database: nothing applied yet.
+            schema=set(revision["output"].split()) if revision.get("rc") == 0 else set(),
+            has_artifact=bool(raw.get("artifact")), secrets=list(facts.mask))
 
 
 def parse_state(stdout: str, stack, runtime) -> HostState:
-    s = parse_sections(stdout)
-    releases = {}
-    for line in s.get("releases", "").splitlines():
-        rid, _, manifest = line.partition(" ")
-        try:
-            releases[rid] = json.loads(manifest)
-        except ValueError:
-            continue  # a release dir being unpacked right now, or damaged: not a rollback target
     try:
-        processes = runtime.parse_status(s.get("processes", ""))
-    except ValueError:
-        processes = {}
-    nginx_out = s.get("nginx_test", "").strip()
-    return HostState(
-        clock=float(s.get("time", "0").strip() or 0), slots=Slots.parse(s.get("slots", "")), releases=releases,
-        disk_kb=int(s.get("disk_kb", "0").strip() or 0), nginx_ok=nginx_out.endswith("ok"),
-        nginx_error=nginx_out, weights=nginx.parse_current_weights(s.get("weights", ""), stack),
-        processes=processes, lock=lock.parse(s.get("lock", "")),
-        schema=set(s.get("schema", "").split()),
-        has_artifact=s.get("artifact", "").strip() == "yes",
-        secrets=[v for v in s.get("secrets", "").split() if len(v) >= 8 and "*" not in v])
+        facts = parse_facts(stdout)
+    except ValueError as error:  # the message never holds the output: it may carry the secrets to mask
+        raise DeployFailed("state", f"the host probe printed no facts: {error}") from None
+    return HostState.from_facts(facts, stack, runtime)
