@@ -25,6 +25,18 @@ def test_app_processes_online(facts, stack, layout, check):
                            for s in serving))
 
 
+def test_app_not_crash_looping(facts, stack, layout, check):
+    """Serving processes restarted at most shipshape:checks.max_restarts times since they were started"""
+    serving = _serving(facts)
+    limit = stack.checks.max_restarts
+    check.target(f"{stack.runtime.value} restart counts, limit {limit}")
+    states = facts.processes(stack, layout)
+    counts = {slot: states[slot].restarts for slot in serving if slot in states}
+    looping = {slot: n for slot, n in counts.items() if n > limit}
+    assert not looping, "restarting: " + ", ".join(f"{states[s].name} {n} times" for s, n in looping.items())
+    check.detail(", ".join(f"{states[s].name}: {n}" for s, n in counts.items()) or "no serving process")
+
+
 def test_serving_port_loopback_only(facts, check):
     """Serving slots' ports listen, and only on loopback"""
     ports = {slot: state["port"] for slot, state in _serving(facts).items()}

@@ -10,9 +10,11 @@ from fabric import task
 from deploy.stackinfo import load_or_exit
 from shipshape import build as builder
 from shipshape import lock, rollback as flows
+from shipshape.config import Runtime
 from shipshape.progress import info, step
 from shipshape.release import deploy as deploy_flow
 from shipshape.remote import RemoteError
+from shipshape.runtimes.docker import LocalImages
 from shipshape.secrets import SecretError
 from shipshape.stackfile import find_root
 from shipshape.targets import DeployFailed, NotSupported, ReleaseTarget, open_target
@@ -71,8 +73,9 @@ def build_artifact(settings, allow_dirty: bool, sha: str | None):
         if not matches:
             raise builder.BuildError(f"no artifact for sha {sha} in {out}; run `fab build` at that commit")
         return builder.read_manifest(matches[0])
+    images = LocalImages.for_stack(settings) if settings.runtime is Runtime.docker else None
     artifact, built = builder.build(root / settings.app.repo, out, allow_dirty, settings.app.build,
-                                    settings.app.kind, log=info)
+                                    settings.app.kind, log=info, images=images)
     info(f"{'built' if built else 'already built (no-op)'}: .build/{artifact.name}")
     return artifact
 
@@ -81,7 +84,8 @@ def build_artifact(settings, allow_dirty: bool, sha: str | None):
 def build(c, stack="local", allow_dirty=False):
     """Build the app once per git sha into .build/<sha>.tar.gz (the same artifact goes to every stack).
 
-    Runs shipshape:app.build (e.g. `npm ci && npm run build`) in a clean export of the commit and packs
+    On a docker stack also builds the image (shipshape:docker.dockerfile) with the local engine, tagged
+    shipshape/<app>:<sha>. Runs shipshape:app.build (e.g. `npm ci && npm run build`) in a clean export of the commit and packs
     what it leaves (never node_modules). Refuses a dirty app directory, naming the files, unless --allow-dirty.
     Example: fab build
     """
@@ -145,7 +149,7 @@ def migrate(c, stack="local"):
 
 @task(help=STACK)
 def status(c, stack="local"):
-    """Show which release serves with which weight, PM2 state per slot and the lock (one round trip).
+    """Show which release serves with which weight, the process (PM2) or container (Docker) per slot, and the lock.
 
     Example: fab status --stack local
     """

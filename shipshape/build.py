@@ -41,6 +41,8 @@ class Artifact:
     path: Path
     env_override: bool = False  # the app dir has OVERRIDE_FILE: extra env for this release's processes
     build: str = ""             # the shipshape:app.build command it was built with
+    image: str = ""             # docker runtime: the image id built from this export (sha256:...)
+    workdir: str = ""           # docker runtime: the image's working directory
 
     @property
     def name(self) -> str:
@@ -48,7 +50,8 @@ class Artifact:
 
     def manifest(self) -> dict:
         return {"id": self.id, "sha": self.sha, "committed": self.committed, "kind": self.kind,
-                "deps_hash": self.deps_hash, "env_override": self.env_override, "build": self.build}
+                "deps_hash": self.deps_hash, "env_override": self.env_override, "build": self.build,
+                **({"image": self.image, "workdir": self.workdir} if self.image else {})}
 
 
 def _git(app_dir: Path, *args: str) -> str:
@@ -89,24 +92,33 @@ def artifact_id(sha: str, members: Members | None) -> str:
     return f"{sha}-dirty-{digest[:8]}"
 
 
+def write_tree(root: Path, members: Members) -> None:
+    """Write `members` under `root` as files (a clean export)."""
+    for name, (data, mode) in members.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        path.chmod(mode & 0o777 or 0o644)
+
+
+def run_logged(argv: list[str], cwd: Path, log, what: str, env: dict | None = None) -> None:
+    """Run argv in cwd, each output line to `log` as it comes; BuildError with the last lines on failure."""
+    tail: deque[str] = deque(maxlen=BUILD_TAIL)
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **(env or {})})
+    for line in proc.stdout:
+        tail.append(line.rstrip())
+        log(line.rstrip())
+    if proc.wait() != 0:
+        raise BuildError(f"{what} exited {proc.returncode}; last lines:\n  " + "\n  ".join(tail))
+
+
 def run_build(members: Members, command: str, log=print) -> Members:
     """Run `command` in a clean export of `members`; returns everything it left (but node_modules)."""
     with tempfile.TemporaryDirectory(prefix="shipshape-build-") as tmp:
         root = Path(tmp)
-        for name, (data, mode) in members.items():
-            path = root / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-            path.chmod(mode & 0o777 or 0o644)
-        tail: deque[str] = deque(maxlen=BUILD_TAIL)
-        proc = subprocess.Popen(["sh", "-c", command], cwd=root, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, env={**os.environ, "CI": "true"})
-        for line in proc.stdout:
-            tail.append(line.rstrip())
-            log(line.rstrip())
-        if proc.wait() != 0:
-            raise BuildError(f"shipshape:app.build `{command}` exited {proc.returncode}; last lines:\n  "
-                             + "\n  ".join(tail))
+        write_tree(root, members)
+        run_logged(["sh", "-c", command], root, log, f"shipshape:app.build `{command}`", {"CI": "true"})
         return _read_tree(root)
 
 
@@ -122,8 +134,12 @@ def _read_tree(root: Path) -> Members:
 
 
 def build(app_dir: Path, out_dir: Path, allow_dirty: bool = False, command: str = "",
-          kind: str | None = None, log=print) -> tuple[Artifact, bool]:
-    """Build (or find) the artifact for HEAD; returns (artifact, built_now)."""
+          kind: str | None = None, log=print, images=None) -> tuple[Artifact, bool]:
+    """Build (or find) the artifact for HEAD; returns (artifact, built_now).
+
+    `images` (docker runtime: shipshape.runtimes.docker.LocalImages) also makes the app's image from
+    the same export, recorded in the manifest; an artifact whose image the local engine lacks is rebuilt.
+    """
     dirty = dirty_files(app_dir)
     if dirty and not allow_dirty:
         raise BuildError(f"{app_dir} has uncommitted changes (commit them or pass --allow-dirty): "
@@ -134,16 +150,21 @@ def build(app_dir: Path, out_dir: Path, allow_dirty: bool = False, command: str 
     path = out_dir / f"{artifact_id(sha, members if dirty else None)}.tar.gz"
     if path.exists():
         existing = read_manifest(path)
-        if existing.build == command:
+        if existing.build == command and (images is None or (existing.image and images.exists(existing.image))):
             return existing, False
     try:
         app_kind = detect(set(members), kind, str(app_dir))
+        kind_name, deps_hash = app_kind.name, app_kind.deps_hash({name: data for name, (data, _) in members.items()})
     except ValueError as error:
-        raise BuildError(str(error)) from None
-    deps_hash = app_kind.deps_hash({name: data for name, (data, _) in members.items()})
+        if images is None:
+            raise BuildError(str(error)) from None
+        kind_name, deps_hash = "image", ""  # any language: the image carries its own dependencies
     shipped = run_build(members, command, log) if command else members
-    artifact = Artifact(id=path.name.removesuffix(".tar.gz"), sha=sha, committed=committed, kind=app_kind.name,
-                        deps_hash=deps_hash, path=path, env_override=OVERRIDE_FILE in shipped, build=command)
+    artifact_name = path.name.removesuffix(".tar.gz")
+    image, workdir = images.build(shipped, artifact_name, log) if images else ("", "")
+    artifact = Artifact(id=artifact_name, sha=sha, committed=committed, kind=kind_name, deps_hash=deps_hash,
+                        path=path, env_override=OVERRIDE_FILE in shipped, build=command, image=image,
+                        workdir=workdir)
     out_dir.mkdir(parents=True, exist_ok=True)
     shipped[MANIFEST] = (json.dumps(artifact.manifest(), indent=2).encode() + b"\n", 0o644)
     _write(path, shipped)
@@ -166,4 +187,5 @@ def read_manifest(path: Path) -> Artifact:
         data = json.loads(tar.extractfile(MANIFEST).read())
     return Artifact(id=data["id"], sha=data["sha"], committed=data["committed"], kind=data.get("kind", "python"),
                     deps_hash=data.get("deps_hash") or data.get("requirements_hash", ""), path=path,
-                    env_override=data.get("env_override", False), build=data.get("build", ""))
+                    env_override=data.get("env_override", False), build=data.get("build", ""),
+                    image=data.get("image", ""), workdir=data.get("workdir", ""))

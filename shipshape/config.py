@@ -270,6 +270,8 @@ class Checks(Model):
     disk_free_min_ratio: Ratio = 0.10
     memory_free_min_ratio: Ratio = 0.10
     backup_max_age_hours: Annotated[float, Field(gt=0, le=720)] = 26.0
+    # More automatic restarts than this since a serving process was started is a crash loop.
+    max_restarts: Annotated[int, Field(ge=0, le=1000)] = 3
     # TLS checks (redirect, certificate) run when this is true; unset, they run when shipshape:tls is
     # set or base_url is https://.
     tls: bool | None = None
@@ -392,6 +394,22 @@ class Stack(Model):
             for other, _, other_port in listeners[index + 1:]:
                 if port == other_port:
                     raise ValueError(f"{subject} collides with {other} ({port})")
+        return self
+
+    @model_validator(mode="after")
+    def _static_apart(self) -> "Stack":
+        static = self.app.static
+        if not static:
+            return self
+        key = f"shipshape:app.static.url = {static.url}"
+        if self.is_cloud:
+            raise ValueError(f"{key}: nginx serves static files on a host, and shipshape:target is cloudrun; "
+                             "serve them from the app or a bucket, and remove shipshape:app.static")
+        app = self.app
+        for path in (app.health_path, app.readiness_path, app.version_path, app.login_path, *app.modules):
+            if path and (path + "/").startswith(static.url):
+                raise ValueError(f"{key}: would take {path} away from the app (nginx answers it from "
+                                 f"{static.dir}); expected a prefix the app does not use, e.g. /assets/")
         return self
 
     @model_validator(mode="after")

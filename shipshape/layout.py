@@ -10,6 +10,8 @@
     {root}/state/                  slots.json (which release runs in which slot, weights), lock, history.jsonl
     {root}/nginx/                  nginx.conf (generated), access.log, pid
     {root}/acme/                   certbot's webroot for ACME http-01 challenges (shipshape:tls)
+    {root}/static/<release>/       shipshape:app.static: a world-readable copy of the release's static dir
+    {root}/static/slot-<a|b>       link to the copy the slot's release serves (nginx reads only these)
     {root}/logs/                   app and daemon logs
     {root}/pm2/                    PM2_HOME for the app user
 """
@@ -104,6 +106,22 @@ class Layout:
         Not under nginx/: that is the app user's (750) and nginx's workers (nobody) must read this.
         """
         return self._join("acme")
+
+    @property
+    def static(self) -> str:
+        """Copies of releases' static dirs (shipshape:app.static) that nginx serves itself.
+
+        Not under releases/: that is the app user's (750) and nginx's workers (nobody) must read this.
+        """
+        return self._join("static")
+
+    def static_copy(self, release_id: str) -> str:
+        """The release's static dir, copied world-readable (dirs 755, files 644)."""
+        return self._join("static", release_id)
+
+    def static_slot(self, slot: str) -> str:
+        """A link to the static copy of the release the slot runs, switched when the slot starts one."""
+        return self._join("static", f"slot-{slot}")
 
     @property
     def access_log(self) -> str:

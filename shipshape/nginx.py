@@ -22,7 +22,8 @@ from shipshape.remote import Command, Script
 LOG_FORMAT = r"$msec\t$upstream_addr\t$status\t$request_time\t$request_method\t$request_uri"
 HEREDOC = "SHIPSHAPE_NGINX_CONF"
 
-# A site's server block after `listen`: security headers on every answer, a health location, the proxy.
+# A site's server block after `listen` (`_site`): security headers on every answer, a health location,
+# shipshape:app.static's files if any, the proxy.
 HEADERS = """        add_header X-Content-Type-Options nosniff always;
         add_header X-Frame-Options DENY always;
         add_header Referrer-Policy strict-origin-when-cross-origin always;
@@ -50,7 +51,39 @@ PROXY = """        location / {
             proxy_read_timeout 60s;
         }"""
 
-SITE = f"{HEADERS}\n\n{HEALTH}\n\n{PROXY}"
+# shipshape:app.static: a name with a hex run of 8+ between dots (app.3f9a1c2e.js) never changes content.
+STATIC_CACHE = """    map $uri $shipshape_static_cache {
+        "~\\.[0-9a-fA-F]{8,}\\.[^/]*$" "public, max-age=31536000, immutable";
+        default no-cache;
+    }"""
+
+# The site sets no MIME types of its own (default_type application/octet-stream), and with nosniff a
+# browser refuses a script or style sheet sent as that: the static location names the usual ones.
+STATIC_TYPES = """            types {
+                text/html html htm;
+                text/css css;
+                application/javascript js mjs;
+                application/json json map;
+                application/manifest+json webmanifest;
+                application/wasm wasm;
+                application/pdf pdf;
+                text/plain txt;
+                text/xml xml;
+                image/svg+xml svg;
+                image/png png;
+                image/jpeg jpg jpeg;
+                image/gif gif;
+                image/webp webp;
+                image/avif avif;
+                image/x-icon ico;
+                font/woff woff;
+                font/woff2 woff2;
+                font/ttf ttf;
+                font/otf otf;
+                video/mp4 mp4;
+                video/webm webm;
+                audio/mpeg mp3;
+            }"""
 
 
 def slot_ports(stack) -> dict[str, int]:
@@ -98,12 +131,38 @@ def _server(listen: str, body: str) -> str:
     }}"""
 
 
-def _servers_blocks(stack, layout: Layout) -> str:
+def _static_location(stack, layout: Layout, weights: dict[str, int], headers: str) -> str:
+    """shipshape:app.static, served by nginx from the slots' links, never by the app: the heavier slot's
+    files first and the other slot's after, so during a canary a page from either slot finds its assets."""
+    pattern = stack.app.static.url.replace(".", r"\.")
+    order = sorted(SLOTS, key=lambda slot: -weights[slot])  # a tie keeps slot order
+    tries = " ".join(f"{layout.static_slot(slot).removeprefix(layout.static)}/$shipshape_asset" for slot in order)
+    repeated = "\n".join("    " + line for line in headers.splitlines())
+    return f"""        # shipshape:app.static (docs/your-app.md): slot {order[0]}'s files first, then slot {order[1]}'s.
+        location ~ ^{pattern}(?<shipshape_asset>.*)$ {{
+            root {layout.static};
+            try_files {tries} =404;
+{STATIC_TYPES}
+            # A location with add_headers of its own inherits none of the server's: repeated here.
+{repeated}
+            # Not `always`: a 404 (a name neither slot has yet) must not be cached for a year.
+            add_header Cache-Control $shipshape_static_cache;
+        }}"""
+
+
+def _site(stack, layout: Layout, weights: dict[str, int], headers: str) -> str:
+    """A site's server block after `listen`: `headers` on every answer, health, static files, the proxy."""
+    if not stack.app.static:
+        return f"{headers}\n\n{HEALTH}\n\n{PROXY}"
+    return f"{headers}\n\n{HEALTH}\n\n{_static_location(stack, layout, weights, headers)}\n\n{PROXY}"
+
+
+def _servers_blocks(stack, layout: Layout, weights: dict[str, int]) -> str:
     """One plain-HTTP server; with shipshape:tls, an HTTPS one and a plain one that redirects to it."""
     tls = stack.tls
     plain = _listen(stack, stack.host.http_port)
     if not tls:
-        return _server(plain, f"\n{SITE}")
+        return _server(plain, f"\n{_site(stack, layout, weights, HEADERS)}")
     redirect = f"""
         # certbot --webroot renewals answer ACME http-01 challenges over plain HTTP.
         location /.well-known/acme-challenge/ {{
@@ -113,13 +172,13 @@ def _servers_blocks(stack, layout: Layout) -> str:
         location / {{
             return 308 https://$host{tls.port_suffix}$request_uri;
         }}"""
+    headers = f'        add_header Strict-Transport-Security "max-age={tls.hsts_max_age}" always;\n{HEADERS}'
     secure = f"""        ssl_certificate {tls.certificate};
         ssl_certificate_key {tls.key};
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_session_cache shared:shipshape_tls:1m;
         # Beside the other add_header lines: nginx inherits none of a level's add_headers once it has one.
-        add_header Strict-Transport-Security "max-age={tls.hsts_max_age}" always;
-{SITE}"""
+{_site(stack, layout, weights, headers)}"""
     return f"{_server(plain, redirect)}\n\n{_server(_listen(stack, tls.https_port, ssl=True), secure)}"
 
 
@@ -127,6 +186,7 @@ def site_config(stack, layout: Layout, weights: dict[str, int]) -> str:
     """A complete, self-contained nginx.conf splitting traffic between the slots by `weights`."""
     weights = check_weights(weights)
     base = layout.nginx
+    static_cache = f"\n{STATIC_CACHE}\n" if stack.app.static else ""
     return f"""# Generated by shipshape for stack {stack.name}: do not edit, `fab` rewrites it.
 daemon on;
 worker_processes 2;
@@ -153,8 +213,8 @@ http {{
 {_servers(stack, weights)}
         keepalive 16;
     }}
-
-{_servers_blocks(stack, layout)}
+{static_cache}
+{_servers_blocks(stack, layout, weights)}
 }}
 """
 

@@ -1,4 +1,5 @@
-"""`fab setup` as ONE idempotent bash script: app user, directories, secrets, PostgreSQL, Redis, PM2, nginx, cron.
+"""`fab setup` as ONE idempotent bash script: app user, directories, secrets, PostgreSQL, Redis, PM2 or
+Docker (the stack's runtime), nginx, cron.
 
 The script depends on nothing but the host (the Pulumi VPS component reuses it verbatim as a startup
 script). Each piece checks what is there and changes only the difference, printing `changed: WHAT`;
@@ -11,7 +12,7 @@ import re
 import shlex
 
 from shipshape import backup, nginx
-from shipshape.config import Stack
+from shipshape.config import Runtime, Stack
 from shipshape.layout import Layout
 from shipshape.remote import chain
 
@@ -122,6 +123,29 @@ elif ! alive "$PM2_HOME/pm2.pid"; then
 fi
 """
 
+DOCKER = r"""
+# The docker runtime: Debian's engine where the host has none, started by hand where systemd is not
+# PID 1. It listens on its Unix socket only, with no bridge and no iptables rules: the slot
+# containers use the host's network (shipshape/runtimes/docker.py says why).
+command -v dockerd >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >/dev/null; changed "installed docker.io"; }
+# zstd unpacks shipped image layers (without it they travel gzip-compressed: bigger, slower).
+command -v zstd >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -q zstd >/dev/null; changed "installed zstd"; }
+docker_up() { docker -H "unix://$DOCKER_SOCKET" version >/dev/null 2>&1; }
+if ! docker_up; then
+  if [ "$SYSTEMD" = 1 ] && [ "$DOCKER_SOCKET" = /run/docker.sock ]; then
+    systemctl enable --now -q docker
+  else
+    mkdir -p "$(dirname "$DOCKER_SOCKET")" /run/shipshape-docker
+    nohup dockerd --host "unix://$DOCKER_SOCKET" --data-root "$DOCKER_DATA_ROOT" \
+      --exec-root "/run/shipshape-docker/$NAME" --pidfile "/run/shipshape-docker/$NAME.pid" \
+      --bridge none --iptables=false --ip-masq=false >> "$ROOT/logs/dockerd.log" 2>&1 < /dev/null &
+  fi
+  for _ in $(seq 150); do docker_up && break; sleep 0.2; done
+  docker_up || { echo "dockerd did not answer on $DOCKER_SOCKET within 30 s (log: $ROOT/logs/dockerd.log)" >&2; exit 1; }
+  changed "started dockerd on unix://$DOCKER_SOCKET"
+fi
+"""
+
 NGINX = r"""
 # An existing nginx.conf carries the live weights: setup writes only the first one, deploys own it after.
 if [ ! -f "$NGINX_CONF" ]; then
@@ -152,6 +176,7 @@ def variables(stack: Stack, layout: Layout) -> str:
         "REDIS_PORT": stack.redis.port, "PM2_HOME": layout.pm2_home, "NGINX_DIR": layout.nginx,
         "NGINX_CONF": layout.nginx_conf, "HTTP_PORT": stack.host.http_port,
         "CRON_LINE": backup.cron_line(stack, layout), "BACKUP_SCRIPT": backup.backup_script_path(layout),
+        "DOCKER_SOCKET": stack.docker.socket, "DOCKER_DATA_ROOT": stack.docker.data_root,
     }
     return "\n".join(f"{key}={shlex.quote(str(value))}" for key, value in values.items())
 
@@ -162,7 +187,7 @@ def provision_script(stack: Stack, layout: Layout | None = None) -> str:
     dirs = " ".join(shlex.quote(d) for d in layout.directories())
     return "\n".join([
         "#!/bin/bash", PRELUDE, variables(stack, layout),
-        USER.replace("{dirs}", dirs), SECRETS, POSTGRES, REDIS, PM2,
+        USER.replace("{dirs}", dirs), SECRETS, POSTGRES, REDIS, DOCKER if stack.runtime is Runtime.docker else PM2,
         _nginx_section(stack, layout), CRON.replace("{backup}", backup.backup_script(stack, layout).rstrip()),
     ])
 

@@ -1,4 +1,4 @@
-"""Host commands of a release, as data: unpack, check accounts, readiness, canary bake, prune.
+"""Host commands of a release, as data: unpack, static files, check accounts, readiness, canary bake, prune.
 
 Pure builders; the VPS target (shipshape/targets/vps.py) sends each group in one round trip.
 Process details (dependencies, environment) belong to the runtime (shipshape/runtimes/).
@@ -8,7 +8,7 @@ from __future__ import annotations
 import shlex
 import time
 
-from shipshape.layout import Layout
+from shipshape.layout import SLOTS, Layout
 from shipshape.remote import Command, Script, render
 
 q = shlex.quote
@@ -25,6 +25,25 @@ def unpack_command(layout: Layout, artifact_id: str, release_id: str) -> Command
     rel = layout.release(release_id)
     return Script(f"if [ ! -d {q(rel)} ]; then rm -rf {q(rel + '.tmp')} && mkdir -p {q(rel + '.tmp')} && "
                   f"tar -xzf {q(layout.artifact(artifact_id))} -C {q(rel + '.tmp')} && mv {q(rel + '.tmp')} {q(rel)}; fi")
+
+
+def static_copy_commands(layout: Layout, runtime, release, static_dir: str) -> list[Command]:
+    """shipshape:app.static: the runtime exports the release's static dir to a temp dir, made readable by
+    nginx's workers (dirs 755, files 644, root's; anything else, symbolic links included, dropped: a link
+    could reach outside the release), then moved into place as static/<release>."""
+    copy, tmp = layout.static_copy(release.id), layout.static_copy(release.id) + ".tmp"
+    return [["install", "-d", "-m", "755", layout.static], ["rm", "-rf", tmp],
+            *runtime.export_static(release, static_dir, tmp),
+            Script(f"find {q(tmp)} ! -type d ! -type f -delete && chown -R 0:0 {q(tmp)} "
+                   f"&& find {q(tmp)} -type d -exec chmod 755 {{}} + && find {q(tmp)} -type f -exec chmod 644 {{}} + "
+                   f"&& rm -rf {q(copy)} && mv -T {q(tmp)} {q(copy)}")]
+
+
+def static_link_command(layout: Layout, slot: str, release_id: str) -> Command:
+    """Point the slot's static link at the release's copy: a new link renamed over the old (atomic)."""
+    link = layout.static_slot(slot)
+    return Script(f"install -d -m 755 {q(layout.static)} && ln -sfn {q(release_id)} {q(link + '.new')} "
+                  f"&& mv -T {q(link + '.new')} {q(link)}")
 
 
 def accounts_command(runtime, release, create_account: str) -> Command:
@@ -70,6 +89,18 @@ def prune_plan(existing: list[str], keep: int, protected: set[str]) -> list[str]
 
 
 def prune_command(layout: Layout, doomed: list[str]) -> Command:
-    if not doomed:
-        return ["true"]
-    return ["rm", "-rf", *(layout.release(rid) for rid in doomed)]
+    """Delete the doomed releases, then each static copy whose release is gone, unless a slot links to it."""
+    static, gone = q(layout.static), "".join(f" {q(layout.release(rid))}" for rid in doomed)
+    links = "".join(f" $(readlink {q(layout.static_slot(slot))} || true)" for slot in SLOTS)
+    # A copy outlives its release only while a slot's link points at it (a failed deploy's slot keeps
+    # the link it got at start); the next prune after the link moves deletes it.
+    return Script((f"rm -rf{gone}\n" if doomed else "") +
+                  f"if [ -d {static} ]; then (\n"
+                  f"  cd {static}\n"
+                  f"  linked=\"{links} \"\n"
+                  "  for copy in *; do\n"
+                  "    if [ -L \"$copy\" ] || [ ! -e \"$copy\" ]; then continue; fi\n"
+                  "    case \"$linked\" in *\" $copy \"*) continue;; esac\n"
+                  f"    if [ ! -d {q(layout.releases)}/\"$copy\" ]; then rm -rf -- \"$copy\"; fi\n"
+                  "  done\n"
+                  ") fi")

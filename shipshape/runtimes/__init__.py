@@ -1,4 +1,4 @@
-"""Process runtimes: how an app's releases are prepared and its two slots run on a host (PM2 now; Docker next).
+"""Process runtimes: how an app's releases are prepared and its two slots run on a host (PM2 or Docker).
 
 Everything about processes lives below this package (dependencies, environment, start, stop, status,
 logs); the release flow only calls these verbs. A runtime builds commands (data, for
@@ -6,6 +6,7 @@ logs); the release flow only calls these verbs. A runtime builds commands (data,
 
     runtime = for_stack(stack, layout)
     runner.run_all(runtime.prepare(release), stdin=runtime.env_text(env))   # deps, shared dirs, env file
+    runner.run_all(runtime.export_static(release, "public", tmp))           # shipshape:app.static's files
     runner.run(runtime.run_once(release, stack.app.migrate))                 # migrations, as the app user
     runner.run_all(runtime.start(Slot("b", 8002, release)))
     states = runtime.parse_status(runner.run(runtime.status_command()).stdout)   # {"a": ProcessState...}
@@ -17,6 +18,23 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from shipshape.remote import Command
+
+
+# Python source (stdlib only, run by the host's python3): read KEY=value env files in order into a
+# mapping, the first file naming a key winning; a missing file is skipped. PM2's launcher and the
+# docker runtime's env-file merge both start with it, so both runtimes read env files alike.
+READ_ENV_FILES = (
+    "def read_env_files(paths, into):\n"
+    "    for path in paths:\n"
+    "        try:\n"
+    "            text = open(path).read()\n"
+    "        except FileNotFoundError:\n"
+    "            continue\n"
+    "        for line in text.splitlines():\n"
+    "            key, sep, value = line.strip().partition('=')\n"
+    "            if sep and key and not key.startswith('#'):\n"
+    "                into.setdefault(key.strip(), value.strip())\n"
+)
 
 
 class NotSupported(Exception):
@@ -32,13 +50,16 @@ class Release:
     git_sha: str
     kind: str          # python | node (shipshape.runtimes.kinds)
     deps_hash: str     # hash of the kind's lockfiles: names the shared dependency directory
+    image: str = ""    # docker runtime: the image id (sha256:...) the build made
+    workdir: str = ""  # docker runtime: the image's working directory
 
     @classmethod
     def from_manifest(cls, layout, release_id: str, manifest: dict) -> "Release":
         """From releases/<id>/RELEASE (manifests before app kinds existed were Python's)."""
         return cls(release_id, layout.release(release_id), manifest.get("sha", ""),
                    manifest.get("kind", "python"),
-                   manifest.get("deps_hash") or manifest.get("requirements_hash", ""))
+                   manifest.get("deps_hash") or manifest.get("requirements_hash", ""),
+                   manifest.get("image", ""), manifest.get("workdir", ""))
 
 
 @dataclass(frozen=True)
@@ -69,6 +90,11 @@ class Runtime(Protocol):
     def prepare(self, release: Release) -> list[Command]:
         """Dependencies (once per lockfile hash), shared dirs and the release's env file (read from stdin)."""
 
+    def export_static(self, release: Release, static_dir: str, dest: str) -> list[Command]:
+        """Copy the release's `static_dir` (shipshape:app.static.dir, relative to the app) to `dest`, a
+        directory that does not exist yet; fail, naming it, when the release has no such directory.
+        The caller makes the copy world-readable and moves it into place (shipshape.release_commands)."""
+
     def run_once(self, release: Release, command: str) -> Command:
         """Run `command` to completion in the release's environment, as the app user (migrations)."""
 
@@ -94,6 +120,12 @@ class Runtime(Protocol):
     def status_guard(self) -> str | None:
         """A pid file that must name a live process before `status_command` may run, or None."""
 
+    def ship(self, runner, artifact, log) -> str:
+        """Send what the host needs beyond the artifact (docker: the image's missing layers); a summary."""
+
+    def forget(self, release_ids: list[str]) -> list[Command]:
+        """Commands that drop what only these pruned releases needed (docker: their image pins)."""
+
 
 def for_stack(stack, layout) -> Runtime:
     """The runtime a stack names (`shipshape:runtime`); NotSupported for one not built yet."""
@@ -103,5 +135,9 @@ def for_stack(stack, layout) -> Runtime:
         from shipshape.runtimes.pm2 import Pm2
 
         return Pm2.for_stack(stack, layout)
+    if stack.runtime is Kind.docker:
+        from shipshape.runtimes.docker import Docker
+
+        return Docker.for_stack(stack, layout)
     raise NotSupported(f"{stack.source}: shipshape:runtime = {stack.runtime.value}: "
-                       "releases with this runtime are not supported yet (use pm2)")
+                       "releases with this runtime are not supported yet (use pm2 or docker)")

@@ -22,24 +22,16 @@ from dataclasses import dataclass
 from shipshape.build import OVERRIDE_FILE
 from shipshape.layout import Layout
 from shipshape.remote import Command, Script
-from shipshape.runtimes import ProcessState, Release, Slot
+from shipshape.runtimes import READ_ENV_FILES, ProcessState, Release, Slot
 from shipshape.runtimes.kinds import KINDS, PATH
 
 # argv: -c LAUNCHER ENV_FILE... -- COMMAND...; values already set (PORT, RELEASE_ID, ...) win over the
 # files, and the first file naming a key wins over later ones. A missing file is skipped.
-LAUNCHER = (
+LAUNCHER = READ_ENV_FILES + (
     "import os, sys\n"
     "args = sys.argv[1:]\n"
     "cut = args.index('--')\n"
-    "for path in args[:cut]:\n"
-    "    try:\n"
-    "        text = open(path).read()\n"
-    "    except FileNotFoundError:\n"
-    "        continue\n"
-    "    for line in text.splitlines():\n"
-    "        key, sep, value = line.strip().partition('=')\n"
-    "        if sep and key and not key.startswith('#'):\n"
-    "            os.environ.setdefault(key.strip(), value.strip())\n"
+    "read_env_files(args[:cut], os.environ)\n"
     "os.dup2(1, 2)\n"
     "os.execvp(args[cut + 1], args[cut + 1:])\n"
 )
@@ -124,6 +116,15 @@ class Pm2:
                                 f"&& ln -sfn {q(shared)} {q(inside)}")]
         return commands
 
+    def export_static(self, release: Release, static_dir: str, dest: str) -> list[Command]:
+        """The release's `static_dir` as unpacked, copied to `dest` (mtimes kept: nginx's ETags and
+        Last-Modified); symbolic links are copied as links, not followed."""
+        q, source = shlex.quote, f"{release.dir}/{static_dir}"
+        return [Script(f"if [ ! -d {q(source)} ]; then echo \"shipshape:app.static.dir = {static_dir}: "
+                       f"no such directory in releases/{release.id}\" >&2; exit 1; fi"),
+                ["mkdir", dest],
+                ["cp", "-R", "--preserve=timestamps", f"{source}/.", dest]]
+
     def run_once(self, release: Release, command: str) -> Command:
         """As the app user in the release directory; the caller's exported variables pass through."""
         return ["runuser", "-u", self.user, "--", "env", "-C", release.dir, f"PATH={self._path(release)}",
@@ -185,6 +186,12 @@ class Pm2:
     def status_guard(self) -> str:
         """A pid file that must name a live process before `status_command` may run (it would spawn PM2)."""
         return f"{self.home}/pm2.pid"
+
+    def ship(self, runner, artifact, log) -> str:
+        return ""  # the artifact is all a PM2 host needs
+
+    def forget(self, release_ids: list[str]) -> list[Command]:
+        return []  # dependency dirs are shared by lockfile hash, not owned by a release
 
     def parse_status(self, stdout: str) -> dict[str, ProcessState]:
         """{slot: ProcessState} from `pm2 jlist` (other apps under the same PM2 are ignored)."""

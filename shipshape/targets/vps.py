@@ -6,6 +6,7 @@ into one round trip where it can be. How processes are prepared and run is the r
 """
 from __future__ import annotations
 
+import shlex
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,7 +16,8 @@ from shipshape import release_commands as rc
 from shipshape.build import Artifact
 from shipshape.hoststate import HostState, parse_state, state_command, write_slots_command
 from shipshape.layout import Layout, other
-from shipshape.remote import RemoteError, Runner
+from shipshape.progress import info
+from shipshape.remote import RemoteError, Runner, Script
 from shipshape.runtimes import Release, Slot
 from shipshape.targets.common import DeployFailed, pending_migrations
 
@@ -46,7 +48,8 @@ class VpsTarget:
         return Release.from_manifest(self.layout, release_id, state.releases.get(release_id, {}))
 
     def new_release(self, release_id: str, artifact: Artifact) -> Release:
-        return Release(release_id, self.layout.release(release_id), artifact.sha, artifact.kind, artifact.deps_hash)
+        return Release(release_id, self.layout.release(release_id), artifact.sha, artifact.kind, artifact.deps_hash,
+                       artifact.image, artifact.workdir)
 
     def slot(self, name: str, release: Release) -> Slot:
         return Slot(name, self.port(name), release)
@@ -69,20 +72,27 @@ class VpsTarget:
         return [f"{state.disk_kb // 1024} MB free, nginx config valid", f"pending migrations: {listed}"]
 
     def upload(self, artifact: Artifact, state: HostState) -> str:
+        """The artifact (once per sha), then whatever else the runtime ships (docker: image layers)."""
         if state.has_artifact:
-            return "already on the host"
-        remote = self.layout.artifact(artifact.id)
-        self.runner.put(artifact.path, remote + ".part")
-        self.runner.run(["mv", "-f", remote + ".part", remote])
-        return f"{artifact.path.stat().st_size // 1024} KiB sent"
+            sent = "already on the host"
+        else:
+            remote = self.layout.artifact(artifact.id)
+            self.runner.put(artifact.path, remote + ".part")
+            self.runner.run(["mv", "-f", remote + ".part", remote])
+            sent = f"{artifact.path.stat().st_size // 1024} KiB sent"
+        shipped = self.runtime.ship(self.runner, artifact, info)
+        return f"artifact {sent}; {shipped}" if shipped else sent
 
     def prepare(self, release: Release, artifact: Artifact) -> str:
         """Unpack, then the runtime's preparation (dependencies, shared dirs, env file): one round trip."""
         env = "".join(f"{name}={value.reveal() if hasattr(value, 'reveal') else value}\n"
                       for name, value in self.env.items())
+        static = self.stack.app.static
+        copy = rc.static_copy_commands(self.layout, self.runtime, release, static.dir) if static else []
         out = self.runner.run_all([rc.unpack_command(self.layout, artifact.id, release.id),
-                                   *self.runtime.prepare(release)], stdin=env).stdout
-        return f"releases/{release.id} ({release.kind}); " + " ".join(out.split())
+                                   *self.runtime.prepare(release), *copy], stdin=env).stdout
+        return (f"releases/{release.id} ({release.kind}); " + " ".join(out.split())
+                + (f"; {static.dir}/ copied to static/{release.id}" if static else ""))
 
     def backup(self) -> str:
         backup_id = backup.new_backup_id(label="predeploy")
@@ -106,13 +116,18 @@ class VpsTarget:
         Not ready: DeployFailed with the last lines the process printed (masked) and where its log is."""
         probe = rc.readiness_command(slot.port, self.stack.app.readiness_path, self.stack.canary.readiness_timeout)
         try:
-            self.runner.run_all([*traffic_back, *self.runtime.start(slot), probe])
+            self.runner.run_all([*traffic_back, *self.runtime.start(slot), *self.static_link(slot), probe])
         except RemoteError as error:
             reason = " / ".join(error.stderr.strip().splitlines()[-3:]) or str(error)
             tail = self.runner.run(self.runtime.log_tail(slot, LOG_TAIL), check=False).stdout.rstrip()
-            where = f"{self.stack.host.address}:{self.runtime.log_path(slot)}"
+            log = self.runtime.log_path(slot)  # a file, or the command that shows the log (docker logs)
+            where = f"{self.stack.host.address}:{log}" if log.startswith("/") else f"`{log}` on {self.stack.host.address}"
             raise DeployFailed("start", f"{reason}\nlast {LOG_TAIL} lines of its output (full log: {where}):\n"
                                         + (tail or "(nothing)")) from None
+
+    def static_link(self, slot: Slot) -> list:
+        """shipshape:app.static: the slot's link moves to its release's copy (nothing when unset)."""
+        return [rc.static_link_command(self.layout, slot.name, slot.release_id)] if self.stack.app.static else []
 
     def route_commands(self, weights: dict) -> list:
         """Commands that write, test and gracefully load nginx weights."""
@@ -144,7 +159,9 @@ class VpsTarget:
         doomed = rc.prune_plan([*state.releases, slot.release_id], self.stack.retention.releases, keep)
         self.runner.run_all([write_slots_command(self.layout, slots),
                              history.record_command(self.layout, entry, self.runner.secrets),
-                             rc.prune_command(self.layout, doomed)])
+                             rc.prune_command(self.layout, doomed), *self.runtime.forget(doomed),
+                             # transfers a killed deploy left half done (the lock is ours: none is running)
+                             Script(f"rm -f {shlex.quote(self.layout.artifacts)}/*.part")])
         return doomed
 
     def switch(self, state: HostState, slot: Slot, entry: history.Entry | None, warm: bool) -> None:
@@ -156,7 +173,7 @@ class VpsTarget:
         record = [history.record_command(self.layout, entry, self.runner.secrets)] if entry else []
         probe = rc.readiness_command(slot.port, self.stack.app.readiness_path, 2)
         try:
-            self.runner.run_all([probe, *self.route_commands(slots.weights),
+            self.runner.run_all([probe, *self.static_link(slot), *self.route_commands(slots.weights),
                                  write_slots_command(self.layout, slots), *record])
         except RemoteError as error:
             raise DeployFailed(entry.kind if entry else "restart",

@@ -71,8 +71,22 @@ def _release_dir(layout, facts) -> str:
 
 
 def _pm2(stack, layout, action: str, facts) -> list:
+    """`pm2 ACTION` on the live slot; "restart" deletes and starts it again from its ecosystem file, so
+    its restart count (test_app_not_crash_looping) starts from zero as after a deploy."""
     runtime = Pm2.for_stack(stack, layout)
-    return [runtime.pm2(action, runtime.process_name(_live(facts)))]
+    name = runtime.process_name(_live(facts))
+    if action == "restart":
+        return [runtime.pm2("delete", name), runtime.pm2("start", runtime.ecosystem_path(_live(facts)))]
+    return [runtime.pm2(action, name)]
+
+
+def _crash_loop(stack, layout, facts) -> list:
+    """The live slot's app killed (-9) four times, PM2 bringing it back each time: 4 restarts > 3."""
+    runtime = Pm2.for_stack(stack, layout)
+    pid = shlex.join(runtime.pm2("pid", runtime.process_name(_live(facts))))
+    return [Script(f"for n in 1 2 3 4; do old=$({pid}); kill -9 \"$old\"; "
+                   f"for t in $(seq 100); do new=$({pid}); [ -n \"$new\" ] && [ \"$new\" != 0 ] && "
+                   f"[ \"$new\" != \"$old\" ] && break; sleep 0.1; done; done")]
 
 
 def _pending_migration(stack, layout, facts) -> list:
@@ -254,6 +268,8 @@ BREAKS = [
           lambda s, l, f: _pm2(s, l, "restart", f),
           frozenset({"test_app_host::test_app_processes_online", "test_app_host::test_serving_port_loopback_only"}),
           also=HTTP, restarts_app=True),
+    Break("serving-slot-crash-looping", _crash_loop, lambda s, l, f: _pm2(s, l, "restart", f),
+          frozenset({"test_app_host::test_app_not_crash_looping"}), also=HTTP, restarts_app=True),
     Break("disk-floor-above-free", lambda s, l, f: [], lambda s, l, f: [],
           frozenset({"test_host::test_disk_headroom"}), config={"disk_free_min_ratio": 0.999}),
     Break("latency-bound-below-actual", lambda s, l, f: [], lambda s, l, f: [],

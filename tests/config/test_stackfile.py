@@ -79,6 +79,17 @@ INVALID = [
      "shipshape:app.secret_env.API_KEY = env:API_KEY", "Cloud Run reads secrets from Secret Manager"),
     ({"shipshape:target": "cloudrun", "shipshape:app": {"secret_env": {"DB_URL": "file:DB_URL"}}},
      "shipshape:app.secret_env.DB_URL = file:DB_URL", "expected gcp:SECRET_ID"),
+    # static files nginx serves: a prefix of their own, on a host
+    ({"shipshape:app": {"static": {"dir": "public", "url": "/api/"}}},
+     "shipshape:app.static.url = /api/", "would take /api/notes away from the app"),
+    ({"shipshape:app": {"static": {"dir": "public", "url": "/healthz/"}}},
+     "shipshape:app.static.url = /healthz/", "would take /healthz away"),
+    ({"shipshape:target": "cloudrun", "shipshape:app": {"static": {"dir": "public"}}},
+     "shipshape:app.static.url = /static/", "shipshape:target is cloudrun"),
+    ({"shipshape:app": {"static": {"dir": "web/../..", "url": "/assets/"}}}, "shipshape:app.static.dir", "inside the release"),
+    ({"shipshape:runtime": "docker", "shipshape:docker": {"socket": "docker.sock"}},
+     "shipshape:docker.socket", "String should match pattern"),
+    ({"shipshape:docker": {"stop_timeout": 0}}, "shipshape:docker.stop_timeout", "greater than or equal to 1"),
 ]
 
 VALID = [
@@ -95,6 +106,9 @@ VALID = [
     ({"shipshape:target": "vps", "shipshape:app": {"secret_env": {"A": "env:A", "B": "file:B"}}},
      "a host reads env: and file:"),
     ({"shipshape:host": {"port": 2222}}, "any shipshape: key makes a stack (target defaults to local)"),
+    ({"shipshape:app": {"static": {"dir": "web/dist", "url": "/assets/"}}}, "static under its own prefix"),
+    ({"shipshape:runtime": "docker", "shipshape:docker": {"socket": "/run/shipshape/docker.sock"}},
+     "docker on its own socket"),
 ]
 
 

@@ -38,6 +38,8 @@ NODE_APP = {"name": "nodesample", "repo": "examples/node-app", "kind": "node", "
             "create_account": 'APP_USER_PASSWORD="$ACCOUNT_PASSWORD" node dist/cli.js create-user '
                               '--username "$ACCOUNT_USERNAME" --role "$ACCOUNT_ROLE"',
             "shared_dirs": ["logs"], "env": {"NODE_ENV": "production"}}
+# Its public/ as shipshape:app.static, under a prefix the app itself does not answer.
+NODE_STATIC = {"dir": "public", "url": "/assets/"}
 
 
 @dataclass
@@ -47,6 +49,7 @@ class LocalStack:
     outputs: list = field(default_factory=list)  # every fab output, for the secrets test
     app: str = "examples/app"
     site: str = SITE
+    extra_env: dict = field(default_factory=dict)  # e.g. DOCKER_HOST of the local build engine
 
     def http(self, path: str, timeout: float = 5) -> tuple[int, str]:
         return http(path, timeout, self.site)
@@ -64,7 +67,7 @@ class LocalStack:
                                 stderr=subprocess.STDOUT, text=True)
 
     def env(self) -> dict:
-        return {**os.environ, "SHIPSHAPE_ROOT": str(self.root)}
+        return {**os.environ, "SHIPSHAPE_ROOT": str(self.root), **self.extra_env}
 
     def commit(self, message: str, files: dict | None = None, remove: tuple = ()) -> str:
         """Commit a new app version in the clone; returns its sha."""
@@ -119,9 +122,10 @@ def host_sh(script: str) -> str:
     return subprocess.run(["bash", "-c", script], check=True, capture_output=True, text=True).stdout
 
 
-def _stack_file(root: Path, clone: Path, ports: dict, app: dict | None = None) -> None:
+def _stack_file(root: Path, clone: Path, ports: dict, app: dict | None = None, extra: dict | None = None) -> None:
     document = yaml.safe_load((REPO / "Pulumi.local.yaml").read_text())
     config = document["config"]
+    config.update(extra or {})
     if app:
         config["shipshape:app"] = dict(app)
     repo = config["shipshape:app"].get("repo", "examples/app")
@@ -135,16 +139,17 @@ def _stack_file(root: Path, clone: Path, ports: dict, app: dict | None = None) -
     (root / "Pulumi.yaml").write_text((REPO / "Pulumi.yaml").read_text())
 
 
-def _provisioned(tmp_path_factory, ports: dict, app: dict | None = None) -> LocalStack:
+def _provisioned(tmp_path_factory, ports: dict, app: dict | None = None, extra: dict | None = None,
+                 env: dict | None = None) -> LocalStack:
     """A throwaway project root with a clone to commit in, its stack file, and `fab setup` run."""
     subprocess.run([str(REPO / "scripts" / "local-host.sh")], check=True, capture_output=True)
     root = tmp_path_factory.mktemp("project")
     clone = root / "repo"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
     (root / ".local").symlink_to(REPO / ".local")  # the SSH key and known_hosts of local-host.sh
-    _stack_file(root, clone, ports, app)
+    _stack_file(root, clone, ports, app, extra)
     stack = LocalStack(root, clone, app=(app or {}).get("repo", "examples/app"),
-                       site=f"http://127.0.0.1:{ports['http_port']}")
+                       site=f"http://127.0.0.1:{ports['http_port']}", extra_env=env or {})
     stack.first_setup = stack.fab("setup")
     return stack
 
@@ -156,8 +161,37 @@ def local_stack(tmp_path_factory) -> LocalStack:
 
 @pytest.fixture(scope="session")
 def node_stack(tmp_path_factory) -> LocalStack:
-    """The Node + TypeScript sample (examples/node-app) on a stack of its own (NODE ports)."""
-    return _provisioned(tmp_path_factory, NODE, NODE_APP)
+    """The Node + TypeScript sample (examples/node-app) on a stack of its own (NODE ports), its public/
+    served by nginx at /assets/."""
+    return _provisioned(tmp_path_factory, NODE, {**NODE_APP, "static": NODE_STATIC})
+
+
+# The docker runtime's stacks: the samples as containers on the fixtures' host engine, built with the
+# build engine (two image stores, so shipping really moves layers).
+DOCKER = {"root": "/srv/shipshape_docker", "app_user": "shipshape_dk", "http_port": 8480, "app_port": 8401,
+          "db_port": 5437, "redis_port": 6384}
+DOCKER_NODE = {"root": "/srv/shipshape_dnode", "app_user": "shipshape_dn", "http_port": 8580, "app_port": 8501,
+               "db_port": 5438, "redis_port": 6385}
+
+
+def _docker_extra(docker_host) -> dict:
+    return {"shipshape:runtime": "docker", "shipshape:docker": {"socket": docker_host.socket, "stop_timeout": 25}}
+
+
+@pytest.fixture(scope="session")
+def docker_stack(tmp_path_factory, docker_host, docker_build, base_image) -> LocalStack:
+    """The Python sample as containers (examples/app/Dockerfile) on a stack of its own (DOCKER ports)."""
+    app = {"name": "dsample", "repo": "examples/app",
+           "create_account": yaml.safe_load((REPO / "Pulumi.local.yaml").read_text())
+           ["config"]["shipshape:app"]["create_account"]}
+    return _provisioned(tmp_path_factory, DOCKER, app, _docker_extra(docker_host), docker_build.env)
+
+
+@pytest.fixture(scope="session")
+def docker_node_stack(tmp_path_factory, docker_host, docker_build, base_image) -> LocalStack:
+    """The Node sample as containers (examples/node-app/Dockerfile: its build runs inside the image)."""
+    app = {**NODE_APP, "name": "dnode", "build": ""}
+    return _provisioned(tmp_path_factory, DOCKER_NODE, app, _docker_extra(docker_host), docker_build.env)
 
 
 def wait_for(predicate, timeout: float = 30, interval: float = 0.2):

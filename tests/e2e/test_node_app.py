@@ -4,10 +4,12 @@ its lockfile on the host, node-pg-migrate, a shared logs/ directory. Tests build
 from __future__ import annotations
 
 import json
+
 import pytest
+import requests
 
 from tests.checks.support import run_checks
-from tests.e2e.conftest import NODE, Load, host_sh
+from tests.e2e.conftest import NODE, NODE_STATIC, Load, host_sh
 
 pytestmark = pytest.mark.timeout(600)
 ROOT = NODE["root"]
@@ -77,6 +79,29 @@ def test_a_release_that_cannot_start_prints_its_own_error(node_stack):
     assert f"full log: 127.0.0.1:{ROOT}/logs/nodesample-" in failed.stderr
     assert served_sha(node_stack) == before
     node_stack.commit("node e2e: logs back", remove=("shipshape.env",))
+
+
+def test_nginx_serves_the_static_dir_itself_with_cache_and_security_headers(node_stack):
+    asset = "app.5e1f0c3a.css"  # a hex run of 8 between dots: a hashed name
+    node_stack.commit("node e2e: a hashed asset", {f"public/{asset}": "body { margin: 0 }\n"})
+    node_stack.fab("deploy")
+    slots = json.loads(host_sh(f"cat {ROOT}/state/slots.json"))
+    release = slots["slots"][slots["live"]]["release"]
+    assert host_sh(f"readlink {ROOT}/static/slot-{slots['live']}").strip() == release
+    assert host_sh(f"stat -c '%a %U' {ROOT}/static/{release}/{asset}").split() == ["644", "root"]
+    url = node_stack.site + NODE_STATIC["url"]
+    hashed, page = requests.get(url + asset, timeout=5), requests.get(url + "index.html", timeout=5)
+    assert (hashed.status_code, hashed.text, hashed.headers["Content-Type"]) == (200, "body { margin: 0 }\n", "text/css")
+    assert hashed.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert (page.status_code, page.headers["Cache-Control"]) == (200, "no-cache")
+    for response in (hashed, page):
+        assert response.headers["X-Frame-Options"] == "DENY" and response.headers["X-Content-Type-Options"] == "nosniff"
+    assert requests.get(url + "missing.5e1f0c3a.css", timeout=5).status_code == 404
+    # nginx answered from the files: no upstream in its access log, nothing in the app's own log
+    served = [line.split("\t") for line in host_sh(f"cat {ROOT}/nginx/access.log").splitlines()
+              if NODE_STATIC["url"] in line]
+    assert served and {fields[1] for fields in served} == {"-"}
+    assert NODE_STATIC["url"] not in host_sh(f"cat {ROOT}/shared/logs/app.log")
 
 
 def test_the_checks_pass_on_the_node_app(node_stack, tmp_path):

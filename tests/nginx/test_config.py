@@ -1,6 +1,8 @@
 """Pure tests: the nginx config text, the apply script, the stats and weights commands and parsers."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from shipshape import nginx
@@ -128,3 +130,74 @@ def test_parse_traffic_stats_refuses_garbage():
 ])
 def test_parse_current_weights(stdout, expected):
     assert nginx.parse_current_weights(stdout, stack()) == expected
+
+
+def static_stack(url="/static/", tls=False) -> Stack:
+    extra = {"tls": {"certificate": "/c.pem", "key": "/k.pem", "https_port": 8443}} if tls else {}
+    return Stack.model_validate({"name": "t", "source": "Pulumi.t.yaml", "host": {"http_port": 8080},
+                                 "app": {"name": "sample", "port": 8001, "static": {"dir": "public", "url": url}},
+                                 **extra})
+
+
+def static_location(text: str) -> str:
+    start = text.index("location ~ ^/")
+    return text[start:text.index("\n        }", start)]
+
+
+@pytest.mark.parametrize("weights, first, second", [
+    ({"a": 100, "b": 0}, "a", "b"),   # the idle slot stays a fallback
+    ({"a": 90, "b": 10}, "a", "b"),
+    ({"a": 10, "b": 90}, "b", "a"),
+    ({"a": 0, "b": 100}, "b", "a"),
+    ({"a": 50, "b": 50}, "a", "b"),   # a tie keeps slot order
+])
+def test_static_files_are_tried_in_the_heavier_slot_first_then_the_other_then_404(weights, first, second):
+    location = static_location(nginx.site_config(static_stack(), LAYOUT, weights))
+    assert location.startswith("location ~ ^/static/(?<shipshape_asset>.*)$ {")
+    assert "root /srv/shipshape/static;" in location
+    assert (f"try_files /slot-{first}/$shipshape_asset /slot-{second}/$shipshape_asset =404;") in location
+    assert "proxy_pass" not in location  # never the app, whatever the name
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_the_static_location_repeats_every_header_the_server_sets(tls):
+    text = nginx.site_config(static_stack(tls=tls), LAYOUT, {"a": 100})
+    location = static_location(text)
+    server = text[text.rindex("server {"):text.index("location ~ ^/")]
+    server_headers = [line.strip() for line in server.splitlines() if line.strip().startswith("add_header")]
+    assert len(server_headers) == (5 if tls else 4)  # HSTS too under TLS
+    for header in server_headers:
+        assert f"            {header}\n" in location
+    assert "add_header Cache-Control $shipshape_static_cache;" in location  # not `always`: no year-long 404s
+    assert "application/javascript js mjs;" in location and "text/css css;" in location  # nosniff needs types
+
+
+def _cache_rule(text: str) -> re.Pattern:
+    return re.compile(re.search(r'"~(.+)" "public, max-age=31536000, immutable";', text).group(1))
+
+
+@pytest.mark.parametrize("uri, hashed", [
+    ("/slot-a/app.3f9a1c2e.js", True),
+    ("/slot-a/css/site.0123456789abcdef.css", True),
+    ("/slot-a/main.3F9A1C2E.chunk.js", True),
+    ("/slot-a/app.3f9a1c2.js", False),        # 7 hex digits
+    ("/slot-a/app-3f9a1c2e.js", False),       # not between dots
+    ("/slot-a/app.3f9a1c2e", False),          # no dot after it
+    ("/slot-a/jquery.min.js", False),
+    ("/slot-a/v.3f9a1c2e.d/app.js", False),   # a hashed directory does not make its files immutable
+    ("/slot-a/favicon.ico", False),
+])
+def test_hashed_names_are_immutable_and_the_rest_revalidated(uri, hashed):
+    text = nginx.site_config(static_stack(), LAYOUT, {"a": 100})
+    assert "map $uri $shipshape_static_cache {" in text and "default no-cache;" in text
+    assert bool(_cache_rule(text).search(uri)) == hashed
+
+
+def test_a_static_url_is_matched_literally():
+    location = static_location(nginx.site_config(static_stack("/a.b/c-d/"), LAYOUT, {"a": 100}))
+    assert location.startswith(r"location ~ ^/a\.b/c-d/(?<shipshape_asset>.*)$ {")
+
+
+def test_without_static_there_is_no_static_location():
+    text = nginx.site_config(stack(), LAYOUT, {"a": 100})
+    assert "location ~" not in text and "shipshape_static" not in text and "/static" not in text

@@ -185,3 +185,70 @@ def test_tls_with_a_missing_certificate_never_lands(tls_site):
     assert Path(site.layout.nginx_conf).read_text() == before
     assert requests.get(f"https://127.0.0.1:{site.stack.tls.https_port}/", verify=str(ca.pem),
                         timeout=5).status_code == 200
+
+
+SECURITY = ("X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy", "Content-Security-Policy")
+
+
+@pytest.fixture
+def static_site(nginx_site):
+    """nginx_site with shipshape:app.static at /assets/: each slot's release copied (as a deploy's prepare
+    does, from a 0750 release dir) and linked (as its start does). Slot a has app.3f9a1c2e.js and
+    site.css; slot b has its own app.3f9a1c2e.js and only-b.txt."""
+    from shipshape import release_commands as rc
+    from shipshape.runtimes import Release, for_stack
+
+    config = nginx_site.stack.model_dump(mode="json")
+    config["app"]["static"] = {"dir": "public", "url": "/assets/"}
+    nginx_site.stack = Stack.model_validate(config)
+    layout, root = nginx_site.layout, Path(nginx_site.layout.root)
+    for directory in (root, *root.parents[:2]):
+        directory.chmod(directory.stat().st_mode | 0o005)  # pytest's tmp dirs are 700; workers run as nobody
+    files = {"a": {"app.3f9a1c2e.js": "a-js", "site.css": "a-css"}, "b": {"app.3f9a1c2e.js": "b-js", "only-b.txt": "b"}}
+    for slot, names in files.items():
+        release = Release(f"r-{slot}", layout.release(f"r-{slot}"), "sha", "node", "h")
+        for name, text in names.items():
+            (Path(release.dir) / "public" / name).parent.mkdir(parents=True, exist_ok=True)
+            (Path(release.dir) / "public" / name).write_text(text)
+        Path(release.dir).chmod(0o750)
+        nginx_site.runner.run_all([*rc.static_copy_commands(layout, for_stack(nginx_site.stack, layout), release, "public"),
+                                   rc.static_link_command(layout, slot, release.id)])
+    return nginx_site
+
+
+def test_static_hashed_names_are_immutable_others_revalidated_all_with_the_security_headers(static_site):
+    static_site.apply({"a": 100, "b": 0})
+    hashed, plain = static_site.get("/assets/app.3f9a1c2e.js"), static_site.get("/assets/site.css")
+    assert (hashed.status_code, hashed.text, plain.status_code, plain.text) == (200, "a-js", 200, "a-css")
+    assert hashed.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert plain.headers["Cache-Control"] == "no-cache"
+    assert hashed.headers["Content-Type"] == "application/javascript" and plain.headers["Content-Type"] == "text/css"
+    for response in (hashed, plain):
+        assert all(header in response.headers for header in SECURITY), response.headers
+    assert "ETag" in plain.headers  # no-cache revalidates: a 304 while the file is the same
+    again = requests.get(f"http://127.0.0.1:{static_site.stack.host.http_port}/assets/site.css", timeout=5,
+                         headers={"If-None-Match": plain.headers["ETag"]})
+    assert (again.status_code, again.headers["Cache-Control"]) == (304, "no-cache")
+
+
+@pytest.mark.parametrize("weights, js", [({"a": 90, "b": 10}, "a-js"), ({"a": 50, "b": 50}, "a-js"),
+                                         ({"a": 10, "b": 90}, "b-js")])
+def test_static_files_of_either_slot_are_served_during_a_canary_the_heavier_first(static_site, weights, js):
+    static_site.apply(weights)
+    only_b = static_site.get("/assets/only-b.txt")  # from slot b, whatever its weight
+    assert (only_b.status_code, only_b.text, only_b.headers["Cache-Control"]) == (200, "b", "no-cache")
+    assert static_site.get("/assets/site.css").text == "a-css"  # only in slot a
+    assert static_site.get("/assets/app.3f9a1c2e.js").text == js  # in both: the heavier slot's
+
+
+def test_static_misses_are_404_with_the_security_headers_and_never_reach_the_app(static_site):
+    static_site.apply({"a": 50, "b": 50})
+    for path in ("/assets/missing.3f9a1c2e.js", "/assets/", "/assets/nested/x.css", "/assets/../assets/nope"):
+        missing = static_site.get(path)
+        assert missing.status_code == 404, path
+        assert all(header in missing.headers for header in SECURITY) and "Cache-Control" not in missing.headers
+    for path in ("/assets/site.css", "/assets/only-b.txt"):
+        assert static_site.get(path).status_code == 200
+    assert sum(upstream.served for upstream in static_site.upstreams.values()) == 0
+    assert static_site.get("/not-static").status_code == 200  # the rest still goes to the app
+    assert sum(upstream.served for upstream in static_site.upstreams.values()) == 1

@@ -17,6 +17,7 @@ import pytest
 
 from shipshape import progress
 from shipshape.build import Artifact
+from shipshape.facts import HEREDOC
 from shipshape.layout import Layout
 from shipshape.release import deploy
 from shipshape.remote import Runner
@@ -29,7 +30,8 @@ from shipshape.targets.vps import VpsTarget
 STACK = parse_stack({"config": {
     "shipshape:target": "local",
     "shipshape:app": {"name": "sample", "port": 8001, "shared_dirs": ["logs"], "env": {"MODE": "demo"},
-                      "create_account": 'APP_USER_PASSWORD="$ACCOUNT_PASSWORD" app create-user'},
+                      "create_account": 'APP_USER_PASSWORD="$ACCOUNT_PASSWORD" app create-user',
+                      "static": {"dir": "public", "url": "/assets/"}},
     "shipshape:host": {"root": "/srv/t", "http_port": 8080},
     "shipshape:canary": {"steps": [10, 50, 100], "interval": 0},
 }}, "local", "Pulumi.local.yaml")
@@ -40,12 +42,17 @@ RELEASES = {"r0": {"id": "old", "sha": "old0", "kind": "python", "deps_hash": "h
             "r1": {"id": "older", "sha": "old1", "requirements_hash": "h1"}}  # a manifest from before kinds
 
 
+def ok(output: str) -> dict:
+    return {"rc": 0, "output": output}
+
+
 def state_output(slots: dict, processes: list, releases: dict = RELEASES) -> str:
-    sections = {"time": "1000.0", "slots": json.dumps(slots),
-                "releases": "\n".join(f"{rid} {json.dumps(m)}" for rid, m in releases.items()),
-                "disk_kb": "9999999", "nginx_test": "ok", "weights": LIVE_A, "processes": json.dumps(processes),
-                "lock": "", "secrets": "", "schema": "0002_project_status", "artifact": ""}
-    return "".join(f"\n@@{name}\n{text}\n" for name, text in sections.items())
+    """What the host probe (shipshape/facts_probe.py) prints for the deploy's state sections."""
+    return json.dumps({
+        "now": 1000.0, "slots": slots, "slots_error": None, "releases": releases, "disk_available_kb": 9999999,
+        "disk_free_ratio": 0.5, "nginx_test": ok(""), "lock": None, "artifact": False, "errors": {}, "mask": [],
+        "commands": {"weights": ok(LIVE_A), "processes": ok(json.dumps(processes))},
+        "database": {"revision": ok("0002_project_status")}})
 
 
 def proc(slot: str, release: str, status: str = "online") -> dict:
@@ -79,7 +86,7 @@ class FakeHost:
         if self.fail_on and self.failed_at is None and self.fail_on in text:
             self.failed_at = len(self.commands) - 1
             return Outcome(stderr=f"boom at {self.fail_on}", return_code=1)
-        if "@@time" in text:
+        if HEREDOC in text:  # the state read
             return Outcome(self.state)
         if "tac " in text:  # the canary's traffic read
             return Outcome("requests=40 errors=0 p95_ms=12.0\nnow=1001.0\n")
@@ -133,15 +140,19 @@ STOP_B = "pm2 stop sample-b"
 DEPLOY_FAILURES = [
     ("upload", "put /srv/t/artifacts/abc.tar.gz.part", [], "failed"),
     ("prepare", "tar -xzf", [], "failed"),
+    ("prepare", "no such directory in releases/", [], "failed"),  # the static dir (one round trip)
     ("backup", "pg_dump", [], "failed"),
     ("migrate", "exec alembic upgrade head", [], "failed"),
     ("start", "pm2 start", ["tail -n 30 /srv/t/logs/sample-b.log", STOP_B], "failed"),
+    ("start", "/srv/t/static/slot-b.new", ["tail -n 30 /srv/t/logs/sample-b.log", STOP_B], "failed"),
     ("canary", "sleep 0", [ROUTE_BACK, STOP_B], "rolled_back"),
     ("promote", "slots.json.tmp", [ROUTE_BACK, STOP_B], "rolled_back"),
 ]
 
 
-@pytest.mark.parametrize("step, marker, undo, outcome", DEPLOY_FAILURES, ids=[f[0] for f in DEPLOY_FAILURES])
+@pytest.mark.parametrize("step, marker, undo, outcome", DEPLOY_FAILURES,
+                         ids=[f"{f[0]}-static" if "static" in f[1] or "directory" in f[1] else f[0]
+                              for f in DEPLOY_FAILURES])
 def test_a_deploy_failing_at_each_step_undoes_exactly_what_it_did(step, marker, undo, outcome, artifact):
     host = FakeHost(state_output(SERVING_A, [proc("a", "r0"), proc("b", "r1")]), fail_on=marker)
     with pytest.raises(DeployFailed) as failed:
@@ -162,7 +173,7 @@ def test_a_deploy_failing_at_each_step_undoes_exactly_what_it_did(step, marker, 
 def test_a_deploy_that_succeeds_runs_every_step_once_in_order(artifact):
     host = FakeHost(state_output(SERVING_A, [proc("a", "r0"), proc("b", "r1")]))
     release = deploy(target(host), artifact)
-    order = ["set -o noclobber", "@@time", "put ", "tar -xzf", "pg_dump", "exec alembic upgrade head",
+    order = ["set -o noclobber", HEREDOC, "put ", "tar -xzf", "pg_dump", "exec alembic upgrade head",
              "ACCOUNTS=$(cat)", "pm2 start", "weight=10 ", "weight=50 ", "weight=100 max_fails=0;  # slot b",
              "slots.json.tmp", "rm -f /srv/t/state/lock"]
     found = [next(i for i, text in enumerate(host.commands) if mark in text) for mark in order]
@@ -170,6 +181,39 @@ def test_a_deploy_that_succeeds_runs_every_step_once_in_order(artifact):
     assert history_lines(host)[-1]["outcome"] == "success" and history_lines(host)[-1]["release"] == release
     promote = next(text for text in host.commands if "slots.json.tmp" in text)
     assert f'"release": "{release}"' in promote and '"live": "b"' in promote
+
+
+def test_static_files_are_copied_at_prepare_linked_at_start_and_pruned_at_promote(artifact):
+    host = FakeHost(state_output(SERVING_A, [proc("a", "r0"), proc("b", "r1")]))
+    release = deploy(target(host), artifact)
+    sent = lambda mark: next(i for i, text in enumerate(host.commands) if mark in text)  # noqa: E731
+    prepare, start = host.commands[sent("tar -xzf")], host.commands[sent("pm2 start")]
+    assert f"cp -R --preserve=timestamps /srv/t/releases/{release}/public/. /srv/t/static/{release}.tmp" in prepare
+    assert f"mv -T /srv/t/static/{release}.tmp /srv/t/static/{release}" in prepare
+    assert start.index("pm2 start") < start.index(f"ln -sfn {release} /srv/t/static/slot-b.new") \
+        < start.index("mv -T /srv/t/static/slot-b.new /srv/t/static/slot-b") < start.index("/readyz")
+    canary = host.commands[sent("weight=10 ")]
+    assert "try_files /slot-a/$shipshape_asset /slot-b/$shipshape_asset =404;" in canary  # live slot first
+    promote = host.commands[sent("slots.json.tmp")]
+    assert "readlink /srv/t/static/slot-a" in promote and "readlink /srv/t/static/slot-b" in promote
+
+
+def test_a_warm_rollback_points_the_slot_link_at_its_release_again():
+    host = FakeHost(state_output(SERVING_A, [proc("a", "r0"), proc("b", "r1")]))
+    t = target(host)
+    rollback(t, t.read_state())
+    switch = next(text for text in host.commands if "nginx.conf.new" in text)
+    assert switch.index("/readyz") < switch.index("ln -sfn r1 /srv/t/static/slot-b.new") < switch.index("nginx.conf.new")
+    assert "try_files /slot-b/$shipshape_asset /slot-a/$shipshape_asset =404;" in switch
+
+
+def test_without_static_files_no_static_command_is_sent(artifact):
+    host = FakeHost(state_output(SERVING_A, [proc("a", "r0"), proc("b", "r1")]))
+    bare = STACK.model_copy(update={"app": STACK.app.model_copy(update={"static": None})})
+    deploy(VpsTarget(bare, LAYOUT, Runner(host), for_stack(bare, LAYOUT)), artifact)
+    assert not any(mark in text for text in host.commands for mark in ("cp -R", "slot-b.new", "shipshape_asset"))
+    # the prune still sweeps static/ if a host has one (copies left from when the stack had static)
+    assert "if [ -d /srv/t/static ]; then" in next(text for text in host.commands if "slots.json.tmp" in text)
 
 
 def test_a_first_deploy_goes_straight_to_all_traffic(artifact):

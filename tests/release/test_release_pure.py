@@ -118,3 +118,95 @@ def test_build_refuses_dirty_tree_naming_files(tmp_path: Path):
         build(repo / "app", tmp_path / "out")
     dirty, _ = build(repo / "app", tmp_path / "out", allow_dirty=True)
     assert "-dirty-" in dirty.id
+
+
+def _sh(*commands) -> subprocess.CompletedProcess:
+    """Run commands as the Runner would (one `set -e` chain), here: a host needs no SSH for these."""
+    from shipshape.remote import chain
+
+    return subprocess.run(["sh", "-c", chain(commands).text], capture_output=True, text=True)
+
+
+def _host(tmp_path: Path, releases: list[str], copies: list[str], links: dict[str, str]) -> provision.Layout:
+    layout = provision.Layout(str(tmp_path))
+    for rid in releases:
+        Path(layout.release(rid)).mkdir(parents=True)
+    for name in copies:
+        Path(layout.static_copy(name)).mkdir(parents=True)
+    for slot, rid in links.items():
+        Path(layout.static_slot(slot)).symlink_to(rid)
+    return layout
+
+
+@pytest.mark.parametrize("releases, copies, links, doomed, left", [
+    # the usual prune: the doomed release's copy goes with it
+    (["r1", "r2", "r3"], ["r1", "r2", "r3"], {"a": "r3", "b": "r2"}, ["r1"], ["r2", "r3"]),
+    # a slot still links to a doomed release's copy (a failed deploy left it there): the copy stays
+    (["r1", "r2", "r3"], ["r1", "r2", "r3"], {"a": "r1", "b": "r3"}, ["r1", "r2"], ["r1", "r3"]),
+    # ... until the link moves: the next prune deletes it, and an interrupted copy's temp dir
+    (["r3", "r4"], ["r1", "r3", "r4", "r4.tmp"], {"a": "r4", "b": "r3"}, [], ["r3", "r4"]),
+    # nothing to prune and no links yet
+    (["r1"], ["r1"], {}, [], ["r1"]),
+])
+def test_prune_deletes_static_copies_with_their_releases_but_never_a_linked_one(tmp_path, releases, copies,
+                                                                                links, doomed, left):
+    layout = _host(tmp_path, releases, copies, links)
+    assert _sh(rc.prune_command(layout, doomed)).returncode == 0
+    assert sorted(p.name for p in Path(layout.static).iterdir() if not p.is_symlink()) == left
+    assert not any(Path(layout.release(rid)).exists() for rid in doomed)
+    assert {slot: Path(layout.static_slot(slot)).readlink().name for slot in links} == links
+
+
+def test_prune_without_static_files_is_the_release_prune(tmp_path):
+    layout = _host(tmp_path, ["r1", "r2"], [], {})
+    assert _sh(rc.prune_command(layout, ["r1"])).returncode == 0
+    assert [p.name for p in Path(layout.releases).iterdir()] == ["r2"] and not Path(layout.static).exists()
+
+
+def _release_with_static(tmp_path: Path) -> tuple[provision.Layout, Release, object]:
+    layout = provision.Layout(str(tmp_path))
+    public = Path(layout.release("r1")) / "web" / "dist"
+    (public / "css").mkdir(parents=True)
+    (public / "app.3f9a1c2e.js").write_text("js")
+    (public / "css" / "site.css").write_text("css")
+    (public / "leak").symlink_to("/etc/hostname")  # must not be served
+    (public / "css" / "site.css").chmod(0o600)
+    (public / "css").chmod(0o700)
+    Path(layout.release("r1")).chmod(0o750)
+    runtime = for_stack(load_stack("local"), layout)
+    return layout, Release("r1", layout.release("r1"), "abc", "node", "h"), runtime
+
+
+def test_a_static_copy_is_world_readable_without_links_and_lands_whole(tmp_path):
+    layout, release, runtime = _release_with_static(tmp_path)
+    done = _sh(*rc.static_copy_commands(layout, runtime, release, "web/dist"))
+    assert done.returncode == 0, done.stderr
+    copy = Path(layout.static_copy("r1"))
+    modes = {str(p.relative_to(copy)): oct(p.stat().st_mode & 0o777) for p in [copy, *copy.rglob("*")]}
+    assert modes == {".": "0o755", "css": "0o755", "css/site.css": "0o644", "app.3f9a1c2e.js": "0o644"}
+    assert oct(Path(layout.static).stat().st_mode & 0o777) == "0o755"
+    assert not Path(layout.static_copy("r1") + ".tmp").exists()
+
+
+def test_a_missing_static_dir_fails_naming_it(tmp_path):
+    layout, release, runtime = _release_with_static(tmp_path)
+    failed = _sh(*rc.static_copy_commands(layout, runtime, release, "public"))
+    assert failed.returncode == 1
+    assert "shipshape:app.static.dir = public: no such directory in releases/r1" in failed.stderr
+    assert not Path(layout.static_copy("r1")).exists()
+
+
+def test_a_slot_link_moves_to_the_release_it_starts(tmp_path):
+    layout = _host(tmp_path, [], ["r1", "r2"], {})
+    for rid in ("r1", "r2", "r2"):
+        assert _sh(rc.static_link_command(layout, "b", rid)).returncode == 0
+        assert Path(layout.static_slot("b")).readlink() == Path(rid)  # relative: inside static/
+    assert sorted(p.name for p in Path(layout.static).iterdir()) == ["r1", "r2", "slot-b"]  # no temp link left
+
+
+def test_a_docker_stack_is_provisioned_with_the_engine_instead_of_pm2():
+    stack = load_stack("local").model_copy(update={"runtime": provision.Runtime.docker})
+    script = provision.provision_script(stack)
+    subprocess.run(["bash", "-n"], input=script, text=True, check=True)
+    assert "dockerd --host" in script and "--iptables=false" in script and "pm2 ping" not in script
+    assert "DOCKER_SOCKET=/run/docker.sock" in script

@@ -28,12 +28,6 @@ def test_for_stack_is_pm2_with_the_stack_settings():
     assert "--timeout-graceful-shutdown" in STACK.app.start  # drains before PM2's kill timeout
 
 
-def test_a_runtime_not_built_yet_is_refused_in_one_line():
-    docker = Stack.model_validate({"name": "t", "source": "Pulumi.t.yaml", "runtime": "docker"})
-    with pytest.raises(NotSupported, match=r"^Pulumi.t.yaml: shipshape:runtime = docker: .*not supported yet"):
-        for_stack(docker, LAYOUT)
-
-
 @pytest.mark.parametrize("command, argv", [
     # one simple command: exec'd, so the app itself gets PM2's SIGTERM
     ("uvicorn app.main:app --port $PORT", ["/bin/sh", "-c", "exec uvicorn app.main:app --port $PORT"]),
