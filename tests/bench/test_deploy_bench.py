@@ -1,12 +1,18 @@
-"""Pure pieces of bench/deploy_bench.py: parsing hey and progress output, and the figures' arithmetic.
+"""Pure pieces of bench/deploy_bench.py: parsing hey, progress and docker output, the figures' arithmetic,
+and the bench stacks' config (pm2 and docker).
 The benchmark itself is not a test: `.venv/bin/python bench/deploy_bench.py`."""
 from __future__ import annotations
 
 import importlib.util
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
+import yaml
+
+from shipshape.config import Runtime
+from shipshape.stackfile import parse_stack
 
 _spec = importlib.util.spec_from_file_location(
     "deploy_bench", Path(__file__).resolve().parents[2] / "bench" / "deploy_bench.py")
@@ -62,6 +68,7 @@ def test_parse_steps_times_each_step_from_its_lines_and_keys_it_by_first_word():
     assert steps["start"]["s"] == pytest.approx(1.3) and steps["start"]["printed_s"] == 1.3
     assert steps["promote"]["s"] == pytest.approx(0.25)
     assert steps["start"]["title"] == "start r1 in slot b (readiness-gated)"
+    assert steps["start"]["notes"] == ["some info"] and steps["build"]["notes"] == []
 
 
 def test_overhead_subtracts_build_migrate_readiness_and_bake_and_the_breakdown_adds_up():
@@ -110,3 +117,63 @@ def test_counts_and_canary_windows_from_fab_output():
         {"percent": 10, "requests": 93, "error_rate_pct": 0.0, "p95_ms": 12},
         {"percent": 100, "requests": 480, "error_rate_pct": 1.5, "p95_ms": 30}]
     assert bench.round_trips_printed("deploy failed at step canary") is None
+
+
+def test_overhead_names_what_the_start_step_does_besides_readiness_per_runtime():
+    steps = {"start": 2.5}
+    docker = bench.deploy_overhead(wall_s=3.0, steps=steps, app_ready_s=1.0, bake_s=0, runtime="docker")
+    key = next(k for k in docker["breakdown"] if k.startswith("start minus app readiness"))
+    assert "docker run" in key and "pm2" not in key
+    assert docker["breakdown"][key] == pytest.approx(1.5)
+    assert any("pm2 cli" in k for k in bench.deploy_overhead(3.0, steps, 1.0, 0)["breakdown"])
+
+
+LOCAL = yaml.safe_load((Path(__file__).resolve().parents[2] / "Pulumi.local.yaml").read_text())
+
+
+@pytest.mark.parametrize("runtime, socket, expected", [
+    ("pm2", None, {"runtime": Runtime.pm2, "root": "/srv/shipshape_bench", "user": "shipshape_bench",
+                   "http": 8280, "slots": (8201, 8202), "db": 5435, "redis": 6382}),
+    ("docker", "/run/shipshape-test/bench-host.sock",
+     {"runtime": Runtime.docker, "root": "/srv/shipshape_dbench", "user": "shipshape_dbench", "http": 8680,
+      "slots": (8601, 8602), "db": 5439, "redis": 6386}),
+])
+def test_bench_stack_config_is_valid_and_its_own(runtime, socket, expected):
+    document = bench.bench_config(LOCAL, runtime, bench.STACKS[runtime], "/tmp/x/repo/examples/app", socket)
+    stack = parse_stack(document, "local", "Pulumi.local.yaml")  # validated as `fab` would
+    assert (stack.runtime, stack.host.root, stack.host.app_user, stack.host.http_port, stack.app.slot_ports,
+            stack.database.port, stack.redis.port) == tuple(expected.values())
+    assert stack.app.repo == "/tmp/x/repo/examples/app"
+    if socket:
+        assert stack.docker.socket == socket
+    assert LOCAL["config"]["shipshape:host"]["root"] == "/srv/shipshape"  # the shared document is not changed
+
+
+def test_docker_stack_config_needs_the_host_engine():
+    with pytest.raises(ValueError, match="socket"):
+        bench.bench_config(LOCAL, "docker", bench.STACKS["docker"], "/tmp/app")
+
+
+def test_bench_stacks_share_no_root_user_or_port():
+    pm2, docker = bench.STACKS["pm2"], bench.STACKS["docker"]
+    assert not set(pm2.values()) & set(docker.values())
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("2026-11-21T16:08:01.123456789Z\n", 1795277281.123456789),  # docker's RFC 3339 with nanoseconds
+    ("2026-11-21T16:08:01Z", 1795277281.0),
+    ("2026-11-21T17:08:01.5+01:00", 1795277281.5),
+])
+def test_docker_started_at(text, expected):
+    assert bench.docker_started_at(text) == pytest.approx(expected, abs=1e-6)
+
+
+def test_docker_started_at_refuses_what_is_not_a_timestamp():
+    with pytest.raises(ValueError, match="not a docker timestamp"):
+        bench.docker_started_at("Error: No such object: sample-a")
+
+
+@pytest.mark.parametrize("runtime, name", [("pm2", "deploy-2026-11-21.json"),
+                                           ("docker", "deploy-docker-2026-11-21.json")])
+def test_results_name(runtime, name):
+    assert bench.results_name(runtime, date(2026, 11, 21)) == name
