@@ -14,10 +14,11 @@ logs); the release flow only calls these verbs. A runtime builds commands (data,
 """
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from typing import Protocol
 
-from shipshape.remote import Command
+from shipshape.remote import Command, Script
 
 
 # Python source (stdlib only, run by the host's python3): read KEY=value env files in order into a
@@ -35,6 +36,19 @@ READ_ENV_FILES = (
     "            if sep and key and not key.startswith('#'):\n"
     "                into.setdefault(key.strip(), value.strip())\n"
 )
+
+
+def release_env_command(layout, release: "Release", owner: str | None = None) -> Script:
+    """Write stdin (KEY=value lines) as the release's env file, mode 600, after the app's own
+    shipshape.env, so the app's values come first (both runtimes keep the first value of a key).
+    Reads stdin first: a command that exits before reading it breaks the SSH channel."""
+    from shipshape.build import OVERRIDE_FILE
+
+    q = shlex.quote
+    env, override = layout.release_env(release.id), f"{release.dir}/{OVERRIDE_FILE}"
+    chown = f"chown {q(owner)} {q(env + '.tmp')} && " if owner else ""
+    return Script(f"STDIN=$(cat); ( umask 077; {{ if [ -f {q(override)} ]; then cat {q(override)}; echo; fi; "
+                  f"printf '%s\\n' \"$STDIN\"; }} > {q(env + '.tmp')} ) && {chown}mv -f {q(env + '.tmp')} {q(env)}")
 
 
 class NotSupported(Exception):

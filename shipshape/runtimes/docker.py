@@ -1,6 +1,6 @@
 """Docker as the slot runtime: the release is an image, each slot a container `{app}-{slot}`.
 
-The image is built locally by `fab build` (`build_image`, from the same clean export that makes the
+The image is built locally by `fab build` (`LocalImages.build`, from the same clean export that makes the
 artifact) and shipped to the host's engine over SSH, only the layers it lacks (shipshape.images).
 On the host every docker command talks to the stack's engine (`shipshape:docker.socket`).
 
@@ -29,10 +29,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from shipshape.build import OVERRIDE_FILE, BuildError, Members, run_logged, write_tree
+from shipshape.build import BuildError, Members, run_logged, write_tree
 from shipshape.layout import Layout
 from shipshape.remote import Command, Script
-from shipshape.runtimes import READ_ENV_FILES, ProcessState, Release, Slot
+from shipshape.runtimes import READ_ENV_FILES, ProcessState, Release, Slot, release_env_command
 from shipshape.runtimes.pm2 import shell
 
 q = shlex.quote
@@ -90,7 +90,7 @@ class Docker:
         return f"{release.dir}/.docker.env"
 
     def log_path(self, slot: Slot | str) -> str:
-        return f"docker -H unix://{self.socket} logs {self.container(slot)}"
+        return shlex.join(self.docker("logs", self.container(slot)))
 
     # -- verbs -------------------------------------------------------------------------------------
     def prepare(self, release: Release) -> list[Command]:
@@ -98,12 +98,9 @@ class Docker:
         if not release.image:
             raise BuildError(f"release {release.id} has no image in its manifest: build it with "
                              "`fab build` on a stack whose shipshape:runtime is docker")
-        env, override = self.layout.release_env(release.id), f"{release.dir}/{OVERRIDE_FILE}"
         inspect = shlex.join(self.docker("image", "inspect", "--format", "{{.Id}}", release.image))
         commands: list[Command] = [
-            # Read stdin first: a command that exits before reading it breaks the SSH channel.
-            Script(f"STDIN=$(cat); ( umask 077; {{ if [ -f {q(override)} ]; then cat {q(override)}; echo; fi; "
-                   f"printf '%s\\n' \"$STDIN\"; }} > {q(env + '.tmp')} ) && mv -f {q(env + '.tmp')} {q(env)}"),
+            release_env_command(self.layout, release),  # root's: only the docker CLI reads it
             Script(f"[ \"$({inspect} 2>/dev/null)\" = {q(release.image)} ] || "
                    f"{{ echo 'image {release.image} is not on the host engine' >&2; exit 4; }}"),
             self.docker("tag", release.image, self.pin(release.id)),
@@ -117,7 +114,7 @@ class Docker:
         """`docker cp` of `<workdir>/<static_dir>` out of a created (never started) container of the image."""
         source = _inside(release, static_dir)
         create = shlex.join(self.docker("create", "--label", "shipshape.once=1", self.pin(release.id), "export"))
-        copy = shlex.join(self.docker("cp", f"{source}/.", dest)).replace(q(f"{source}/."), f"\"$cid\":{q(source + '/.')}")
+        copy = f"{shlex.join(self.docker('cp'))} \"$cid\":{q(source + '/.')} {q(dest)}"
         return [Script(f"cid=$({create}) && {{ if {copy} >/dev/null 2>&1; then ok=0; else ok=1; fi; "
                        f"{shlex.join(self.docker('rm', '-f'))} \"$cid\" >/dev/null; "
                        f"[ $ok = 0 ] || {{ echo \"shipshape:app.static.dir = {static_dir}: no such directory "
@@ -137,16 +134,17 @@ class Docker:
         return shlex.join(["python3", "-c", MERGE_ENV, self.env_file(release),
                            self.layout.release_env(release.id), self.layout.secrets_env])
 
-    def _command(self, command: str) -> list[str]:
-        """What the container runs: the command as written under /bin/sh, or the image's CMD if empty."""
+    def _command(self, command: str) -> tuple[list[str], list[str]]:
+        """What the container runs, as (options before the image, arguments after it): the command as
+        written under /bin/sh, or the image's own CMD when empty."""
         if not command.strip():
-            return []
+            return [], []
         sh, dash_c, text = shell(command)
-        return ["--entrypoint", sh, dash_c, text]
+        return ["--entrypoint", sh], [dash_c, text]
 
     def run_once(self, release: Release, command: str) -> Command:
         """A one-off container of the release's image (migrations); ACCOUNT_* pass through by name."""
-        entry, rest = self._command(command)[:2], self._command(command)[2:]
+        entry, rest = self._command(command)
         passthrough = [a for n in ("ACCOUNT_USERNAME", "ACCOUNT_ROLE", "ACCOUNT_PASSWORD") for a in ("-e", n)]
         return Script(f"(umask 077; {self._merge_env(release)}) && "
                       f"{shlex.join(self.docker('run', '--rm'))} {self._run_args(release)} "
@@ -155,7 +153,7 @@ class Docker:
     def start(self, slot: Slot) -> list[Command]:
         """Replace the slot's container with one running the slot's release."""
         release, name = slot.release, self.container(slot)
-        entry, rest = self._command(self.start_command)[:2], self._command(self.start_command)[2:]
+        entry, rest = self._command(self.start_command)
         return [
             Script(f"(umask 077; {self._merge_env(release)})"),
             *self.stop(slot),

@@ -19,10 +19,9 @@ import json
 import shlex
 from dataclasses import dataclass
 
-from shipshape.build import OVERRIDE_FILE
 from shipshape.layout import Layout
 from shipshape.remote import Command, Script
-from shipshape.runtimes import READ_ENV_FILES, ProcessState, Release, Slot
+from shipshape.runtimes import READ_ENV_FILES, ProcessState, Release, Slot, release_env_command
 from shipshape.runtimes.kinds import KINDS, PATH
 
 # argv: -c LAUNCHER ENV_FILE... -- COMMAND...; values already set (PORT, RELEASE_ID, ...) win over the
@@ -100,13 +99,8 @@ class Pm2:
     def prepare(self, release: Release) -> list[Command]:
         """Dependencies, shared dirs linked in, and stdin (KEY=value lines) as the release's env file."""
         q = shlex.quote
-        env, override = self.layout.release_env(release.id), f"{release.dir}/{OVERRIDE_FILE}"
-        # Read stdin first: a command that exits before reading it breaks the SSH channel. The app's own
-        # shipshape.env comes first in the file, so its values win (the launcher keeps the first).
         commands: list[Command] = [
-            Script(f"STDIN=$(cat); ( umask 077; {{ if [ -f {q(override)} ]; then cat {q(override)}; echo; fi; "
-                   f"printf '%s\\n' \"$STDIN\"; }} > {q(env + '.tmp')} ) && chown {q(self.user)} {q(env + '.tmp')} "
-                   f"&& mv -f {q(env + '.tmp')} {q(env)}"),
+            release_env_command(self.layout, release, owner=self.user),
             *KINDS[release.kind].install(self.layout, release.dir, release.deps_hash),
         ]
         for name in self.shared_dirs:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -115,6 +116,22 @@ class Load:
 
     def shas(self) -> set:
         return {json.loads(body).get("git_sha") for status, body in self.results if status == 200}
+
+
+def deploy_killed_at(stack: "LocalStack", marker: str) -> str:
+    """`fab deploy`, SIGKILLed 0.3 s after `marker` appears in its output; returns what it printed."""
+    proc = stack.popen("deploy")
+    seen = ""
+    for line in proc.stdout:
+        seen += line
+        if marker in line:
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=30)
+    stack.outputs.append(seen)
+    assert marker in seen, seen
+    return seen
 
 
 def host_sh(script: str) -> str:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-import signal
-import time
 
 import pytest
 
 from tests.checks.support import run_checks
-from tests.e2e.conftest import DOCKER, Load, host_sh, wait_for
+from tests.e2e.conftest import DOCKER, Load, deploy_killed_at, host_sh, wait_for
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.docker]
 ROOT = DOCKER["root"]
@@ -118,17 +116,7 @@ def test_a_container_that_never_gets_ready_prints_its_own_output(docker_stack):
 def test_sigkill_mid_transfer_or_canary_leaves_the_site_serving(docker_stack, marker):
     before = served_sha(docker_stack)
     docker_stack.commit(f"docker e2e: killed at {marker}", {"app/VERSION_NOTE.txt": marker + "\n"})
-    proc = docker_stack.popen("deploy")
-    seen = ""
-    for line in proc.stdout:
-        seen += line
-        if marker in line:
-            time.sleep(0.2)
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.wait(timeout=30)
-    docker_stack.outputs.append(seen)
-    assert marker in seen, seen
+    deploy_killed_at(docker_stack, marker)
     assert docker_stack.http("/healthz")[0] == 200
     assert served_sha(docker_stack) in {before, *host_sh(f"git -C {docker_stack.clone} log --format=%H -n 2").split()}
     docker_stack.fab("unlock", "--force", check=False)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import signal
 import time
 
 import pytest
 
-from tests.e2e.conftest import E2E, ROOT, Load, host_sh, http, wait_for
+from tests.e2e.conftest import E2E, ROOT, Load, deploy_killed_at, host_sh, http, wait_for
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -152,17 +151,7 @@ def test_two_deploys_at_once_the_second_is_refused(local_stack):
 def test_sigkill_mid_deploy_leaves_the_site_serving(local_stack, marker):
     before = served_sha()
     local_stack.commit(f"e2e: killed at {marker}")
-    proc = local_stack.popen("deploy")
-    seen = ""
-    for line in proc.stdout:
-        seen += line
-        if marker in line:
-            time.sleep(0.3)
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.wait(timeout=30)
-    local_stack.outputs.append(seen)
-    assert marker in seen, seen
+    deploy_killed_at(local_stack, marker)
     assert http("/healthz")[0] == 200 and served_sha() in {before, *local_stack_shas(local_stack)}
     local_stack.fab("unlock", "--force", check=False)
     local_stack.fab("deploy")
