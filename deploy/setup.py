@@ -67,7 +67,7 @@ def run_setup(stack, runner: Runner) -> list[str]:
 
 @task(help={"stack": "stack name: reads Pulumi.<stack>.yaml (default: local)"})
 def setup(c, stack="local"):
-    """Prepare the host: app user, directories, secrets, PostgreSQL, Redis, Node + PM2, nginx, backup cron.
+    """Prepare the host: app user, directories, secrets, PostgreSQL, Redis, Node + PM2 or Docker (the stack's runtime), nginx, backup cron.
 
     Idempotent: a second run reports no changes. On the local stack it also generates the missing
     check-account passwords into .secrets/local.env (mode 600). A running site whose nginx.conf no
