@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 
 import httpx
 
@@ -53,10 +52,8 @@ def test_sample_writes_only_its_shared_dirs(containers, sample):
 
 def test_sample_drains_and_exits_on_sigterm(containers, sample):
     app = containers.start(sample)
-    started = time.monotonic()
     app.engine.cli("stop", "--time", "25", app.name)
-    assert time.monotonic() - started < 10  # SIGTERM reached the app: no wait for the SIGKILL
-    assert app.state()["ExitCode"] == 0
+    assert app.state()["ExitCode"] == 0  # SIGTERM reached the app and it drained: a SIGKILL gives 137
     assert sample.stopped in app.logs()
 
 
