@@ -27,12 +27,24 @@ def host_runner(settings):
     """A Runner on the stack's host over one SSH connection, closed on the way out."""
     if settings.is_cloud:
         fail(f"{settings.source}: shipshape:target = cloudrun: this task acts on a host, and a Cloud Run "
-             "stack has none (Cloud Run releases come with their own work)", 2)
+             "stack has none", 2)
     connection = connect(settings.host, find_root())
     try:
         yield Runner(connection)
     finally:
         connection.close()
+
+
+@contextmanager
+def cloud_target(settings):
+    """The Cloud Run stack's target (Google credentials checked); failures as one line."""
+    from shipshape.gcp import GcpError
+    from shipshape.targets import open_target
+
+    try:
+        yield open_target(settings, find_root(), with_secrets=False)
+    except GcpError as error:
+        fail(str(error))
 
 
 def fail(message: str, code: int = 1):
@@ -68,8 +80,12 @@ def releases(c, stack="local", limit=10):
     Example: fab releases --stack prod --limit 20
     """
     settings = load_or_exit(stack)
-    with step(f"read history on {settings.host.address}"), host_runner(settings) as runner:
-        entries = audit.parse(runner.run(audit.read_command(layout_for(settings))).stdout)
+    if settings.is_cloud:
+        with step(f"read history on Cloud Run service {settings.app.name}"), cloud_target(settings) as t:
+            entries = t.read_state().history
+    else:
+        with step(f"read history on {settings.host.address}"), host_runner(settings) as runner:
+            entries = audit.parse(runner.run(audit.read_command(layout_for(settings))).stdout)
     if not entries:
         print(f"no deploys recorded on stack {stack} yet")
         return
@@ -86,8 +102,12 @@ def lock(c, stack="local"):
     Example: fab lock --stack prod
     """
     settings = load_or_exit(stack)
-    with host_runner(settings) as runner:
-        holder = locking.status(runner, layout_for(settings))
+    if settings.is_cloud:
+        with cloud_target(settings) as t:
+            holder = t.read_state().lock
+    else:
+        with host_runner(settings) as runner:
+            holder = locking.status(runner, layout_for(settings))
     print(f"stack {stack} is not locked" if holder is None else locking.describe(holder, stack))
 
 
@@ -98,15 +118,23 @@ def unlock(c, stack="local", force=False):
     Example: fab unlock --stack prod            (or: fab unlock --stack prod --force)
     """
     settings = load_or_exit(stack)
+    if settings.is_cloud:
+        with cloud_target(settings) as t:
+            _unlock(stack, t.read_state().lock, force, t.break_lock)
+        return
     layout = layout_for(settings)
     with host_runner(settings) as runner:
-        holder = locking.status(runner, layout)
-        if holder is None:
-            print(f"stack {stack} is not locked")
-            return
-        stale = holder.stale_reason()
-        if not stale and not force:
-            fail(locking.describe(holder, stack) + "\nit may still be running: pass --force if you are sure")
-        with step(f"remove the lock held by {holder.who} ({holder.task})"):
-            runner.run(locking.release_command(layout, expected=holder.raw))
-            info(f"it was {stale}" if stale else "forced")
+        _unlock(stack, locking.status(runner, layout), force,
+                lambda raw: runner.run(locking.release_command(layout, expected=raw)))
+
+
+def _unlock(stack: str, holder, force: bool, remove) -> None:
+    if holder is None:
+        print(f"stack {stack} is not locked")
+        return
+    stale = holder.stale_reason()
+    if not stale and not force:
+        fail(locking.describe(holder, stack) + "\nit may still be running: pass --force if you are sure")
+    with step(f"remove the lock held by {holder.who} ({holder.task})"):
+        remove(holder.raw)
+        info(f"it was {stale}" if stale else "forced")

@@ -11,6 +11,7 @@ from deploy.stackinfo import load_or_exit
 from shipshape import build as builder
 from shipshape import lock, rollback as flows
 from shipshape.config import Runtime
+from shipshape.gcp import GcpError
 from shipshape.progress import info, step
 from shipshape.release import deploy as deploy_flow
 from shipshape.remote import RemoteError
@@ -44,6 +45,9 @@ def failing_cleanly(task_name: str):
     except lock.LockHeld as error:
         print(f"{task_name} refused: {error}", file=sys.stderr)
         raise SystemExit(3) from None
+    except GcpError as error:
+        print(f"{task_name} failed: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
     except (RemoteError, builder.BuildError) as error:
         print(f"{task_name} failed: {error}", file=sys.stderr)
         raise SystemExit(1) from None
@@ -73,7 +77,7 @@ def build_artifact(settings, allow_dirty: bool, sha: str | None):
         if not matches:
             raise builder.BuildError(f"no artifact for sha {sha} in {out}; run `fab build` at that commit")
         return builder.read_manifest(matches[0])
-    images = LocalImages.for_stack(settings) if settings.runtime is Runtime.docker else None
+    images = LocalImages.for_stack(settings) if settings.runtime is Runtime.docker or settings.is_cloud else None
     artifact, built = builder.build(root / settings.app.repo, out, allow_dirty, settings.app.build,
                                     settings.app.kind, log=info, images=images)
     info(f"{'built' if built else 'already built (no-op)'}: .build/{artifact.name}")
@@ -108,7 +112,8 @@ def deploy(c, stack="local", allow_dirty=False, sha=None):
             artifact = build_artifact(t.stack, allow_dirty, sha)
         release_id = deploy_flow(t, artifact)
         if release_id:
-            info(f"deployed {release_id} in {t.runner.count} SSH round trips")
+            runner = getattr(t, "runner", None)
+            info(f"deployed {release_id}" + (f" in {runner.count} SSH round trips" if runner else ""))
 
 
 @task(help={**STACK, "to": "a kept release id (see fab status); default: the previous release"})
@@ -128,6 +133,10 @@ def restart(c, stack="local"):
     Example: fab restart --stack local
     """
     with locked_target("restart", stack) as t:
+        if t.stack.is_cloud:
+            raise NotSupported(f"{t.stack.source}: Cloud Run replaces instances itself; for fresh ones, "
+                               f"`gcloud run services update {t.stack.app.name} --region {t.stack.gcp.region}` "
+                               "makes a new revision of the same image")
         flows.restart(t, t.read_state())
 
 
@@ -149,18 +158,11 @@ def migrate(c, stack="local"):
 
 @task(help=STACK)
 def status(c, stack="local"):
-    """Show which release serves with which weight, the process (PM2) or container (Docker) per slot, and the lock.
+    """Show which release serves with which weight, the process (PM2), container (Docker) or Cloud Run revision, and the lock.
 
     Example: fab status --stack local
     """
     with failing_cleanly("status"):
         t = target(stack, with_secrets=False)
-        state = t.read_state()
-        for slot, entry in state.slots.slots.items():
-            proc = state.processes.get(slot)
-            run = f"{'online' if proc and proc.online else 'stopped'}, {proc.restarts} restarts" if proc else "no process"
-            mark = "*" if slot == state.slots.live else " "
-            print(f"{mark} slot {slot} :{t.port(slot)}  weight {state.weights.get(slot, 0):>3}  "
-                  f"{entry['release'] if entry else '-':<32} {run}")
-        print(f"kept releases: {', '.join(sorted(state.releases, reverse=True)) or 'none'}")
-        print(f"lock: {lock.describe(state.lock, stack) if state.lock else 'free'}")
+        for line in t.status_lines(t.read_state()):
+            print(line)

@@ -19,7 +19,13 @@ from shipshape.config import App, Cloud
 BASE_ROLES = ("roles/cloudsql.client",)
 SECRET_ACCESSOR = "roles/secretmanager.secretAccessor"
 # What `fab deploy`/`fab rollback` change on the service; Pulumi leaves them alone unless it owns releases.
-RELEASE_FIELDS = ("template.containers[0].image", "template.revision", "traffics", "client", "clientVersion")
+# (shipshape.targets.cloudrun_state.PULUMI_FIELDS_FAB_WRITES lists them; the service's own annotations
+# are non-authoritative in pulumi-gcp >= 7: Pulumi never removes the shipshape.dev/ ones fab keeps there.)
+# envs[0] and envs[1] are RELEASE_ID and GIT_SHA (the app contract's), which each fab release sets.
+RELEASE_FIELDS = ("template.containers[0].image", "template.revision", "template.annotations",
+                  "template.containers[0].envs[0]", "template.containers[0].envs[1]", "traffics",
+                  "client", "clientVersion")
+RELEASE_ENV = ({"name": "RELEASE_ID", "value": "pulumi-up"}, {"name": "GIT_SHA", "value": "unknown"})
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,7 @@ class Service(pulumi.ComponentResource):
             "secret": env.secret, "version": "latest"}}} for env in self.args.secrets]
         env = {**self.args.cloud.env, **self.args.app.env}  # shipshape:app.env, as on a host, wins
         plain = [{"name": key, "value": value} for key, value in sorted(env.items())]
-        return secret_envs + plain
+        return [*RELEASE_ENV, *secret_envs, *plain]  # RELEASE_ENV first: RELEASE_FIELDS ignores them by index
 
     def _container(self, probes: bool) -> dict[str, Any]:
         app, cloud = self.args.app, self.args.cloud

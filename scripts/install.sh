@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(nginx postgresql redis-server openssh-server openssh-client prometheus
-              prometheus-alertmanager wrk hey rsync cron curl nodejs npm docker.io debootstrap zstd)
+              prometheus-alertmanager wrk hey rsync cron curl nodejs npm docker.io debootstrap zstd
+              docker-registry)
 PM2_VERSION=7.0.4
 
 step() { printf '\n==> %s\n' "$*"; }

@@ -310,6 +310,12 @@ class Cloud(Model):
     public: bool = False
     pulumi_owns_release: bool = False
     image_tag: str = "latest"
+    # Where `fab deploy` pushes release images: default REGION-docker.pkg.dev/PROJECT/APP, the Artifact
+    # Registry repository `pulumi up` creates. And the Google API endpoints `fab` talks to (default
+    # Google's; e.g. https://europe-west1-run.googleapis.com, or a private endpoint). http:// is plain text.
+    registry: str | None = Field(None, pattern=r"^[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)+$")
+    run_endpoint: str | None = Field(None, pattern=r"^(https?://)?[A-Za-z0-9.-]+(:\d+)?$")
+    monitoring_endpoint: str | None = Field(None, pattern=r"^(https?://)?[A-Za-z0-9.-]+(:\d+)?$")
     machine_type: str = "e2-small"
     create_vm: bool = False
     ssh_allow: tuple[str, ...] = ()

@@ -61,7 +61,7 @@ class Deploy:
         t, app, canary = self.t, self.t.stack.app, self.t.stack.canary
         try:
             with self.phase("upload", f"upload artifact {self.artifact.id}"):
-                info(t.upload(self.artifact, self.state))
+                info(t.upload(self.artifact, self.state, self.release))
             with self.phase("prepare", f"prepare {self.release.id} ({self.release.kind}: dependencies, shared dirs, env)"):
                 info(t.prepare(self.release, self.artifact))
             with self.phase("backup", "backup database (pg_dump)"):

@@ -4,8 +4,8 @@
 flow's steps; what they do differs per target:
 
     target      implementation                   processes
-    local, vps  shipshape.targets.vps.VpsTarget  a runtime from shipshape/runtimes/ (PM2; Docker next)
-    cloudrun    not yet: open_target raises NotSupported (one line, exit 2)
+    local, vps  shipshape.targets.vps.VpsTarget            a runtime from shipshape/runtimes/ (PM2, Docker)
+    cloudrun    shipshape.targets.cloudrun.CloudRunTarget  Cloud Run revisions of the service `pulumi up` made
 
     t = open_target(stack, root)     # validated stack; every secret reference resolved first
     with t.locked("deploy"):
@@ -33,7 +33,7 @@ class ReleaseTarget(Protocol):
     def locked(self, task: str) -> ContextManager: ...
     def read_state(self, artifact=None): ...
     def preflight(self, state, artifact) -> list[str]: ...
-    def upload(self, artifact, state) -> str: ...
+    def upload(self, artifact, state, release: Release) -> str: ...
     def new_release(self, release_id: str, artifact) -> Release: ...
     def release(self, state, release_id: str) -> Release: ...
     def slot(self, name: str, release: Release) -> Slot: ...
@@ -61,12 +61,14 @@ def secrets_for(stack, root: Path) -> dict:
 
 
 def open_target(stack, root: Path, *, with_secrets: bool = True) -> ReleaseTarget:
-    """The stack's target, connected. Refuses (NotSupported) a target with no implementation yet, and
-    (SecretError) a stack whose secret references do not all resolve, before any host is touched."""
+    """The stack's target, connected. Refuses (SecretError) a stack whose secret references do not all
+    resolve, and (GcpError) a Cloud Run stack without usable Google credentials, before anything changes."""
+    values = secrets_for(stack, root) if with_secrets else {}
     if stack.target is Kind.cloudrun:
-        raise NotSupported(f"{stack.source}: shipshape:target = cloudrun: fab cannot release to Cloud Run yet "
-                           f"(`pulumi up --stack {stack.name}` provisions it; releases there come with the "
-                           "Cloud Run release work)")
+        from shipshape.gcp import Clients
+        from shipshape.targets.cloudrun import CloudRunTarget
+
+        return CloudRunTarget(stack, Clients.connect(stack.gcp), list(values.values()))
     from shipshape.layout import layout_for
     from shipshape.remote import Runner, connect
     from shipshape.stacksecrets import account_key, secret_env_key
@@ -74,7 +76,6 @@ def open_target(stack, root: Path, *, with_secrets: bool = True) -> ReleaseTarge
 
     layout = layout_for(stack)
     runtime = for_stack(stack, layout)
-    values = secrets_for(stack, root) if with_secrets else {}
     runner = Runner(connect(stack.host, root))
     runner.add_secret(*values.values())
     accounts = [(account.username, role, values[account_key(role)])

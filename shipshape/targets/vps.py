@@ -71,7 +71,7 @@ class VpsTarget:
         listed = ", ".join(pending) if pending else ("none" if pending is not None else "not listed (not Alembic's)")
         return [f"{state.disk_kb // 1024} MB free, nginx config valid", f"pending migrations: {listed}"]
 
-    def upload(self, artifact: Artifact, state: HostState) -> str:
+    def upload(self, artifact: Artifact, state: HostState, release: Release | None = None) -> str:
         """The artifact (once per sha), then whatever else the runtime ships (docker: image layers)."""
         if state.has_artifact:
             sent = "already on the host"
@@ -183,6 +183,19 @@ class VpsTarget:
         """Stop `slot` and forget it in slots.json (after a restart moved its release to the other slot)."""
         state.slots.slots[slot] = None
         self.runner.run_all([*self.runtime.stop(slot), write_slots_command(self.layout, state.slots)])
+
+    def status_lines(self, state: HostState) -> list[str]:
+        """`fab status`: per slot its weight, release and process; the kept releases; the lock."""
+        lines = []
+        for slot, entry in state.slots.slots.items():
+            proc = state.processes.get(slot)
+            run = f"{'online' if proc and proc.online else 'stopped'}, {proc.restarts} restarts" if proc else "no process"
+            mark = "*" if slot == state.slots.live else " "
+            lines.append(f"{mark} slot {slot} :{self.port(slot)}  weight {state.weights.get(slot, 0):>3}  "
+                         f"{entry['release'] if entry else '-':<32} {run}")
+        lines.append(f"kept releases: {', '.join(sorted(state.releases, reverse=True)) or 'none'}")
+        lines.append(f"lock: {lock.describe(state.lock, self.stack.name) if state.lock else 'free'}")
+        return lines
 
     # -- audit -------------------------------------------------------------------------------------
     def record(self, entry: history.Entry) -> None:

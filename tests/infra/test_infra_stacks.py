@@ -69,9 +69,11 @@ def test_secrets_are_references_never_values(cloud_stack):
     for resource in (run.one(SERVICE), run.one(JOB)):
         template = resource.state["template"]
         envs = (template.get("template", template))["containers"][0]["envs"]
-        assert {e["name"]: e["valueSource"]["secretKeyRef"]["secret"] for e in envs} == {
+        release = {e["name"]: e["value"] for e in envs[:2]}  # not secrets: what each release sets
+        assert release == {"RELEASE_ID": "pulumi-up", "GIT_SHA": "unknown"}
+        assert {e["name"]: e["valueSource"]["secretKeyRef"]["secret"] for e in envs[2:]} == {
             "DATABASE_URL": "database-url", "REDIS_URL": "redis-url", "SECRET_KEY": "sample-secret-key"}
-        assert all("value" not in e for e in envs)
+        assert all("value" not in e for e in envs[2:])
 
 
 READ_SECRETS = {"dev": {"database-url", "redis-url", "sample-secret-key"},
@@ -214,3 +216,12 @@ def test_vps_stack_can_create_a_debian_vm_running_the_same_script():
 def test_vps_without_allow_list_opens_no_ssh():
     run = run_stack(variant("local", target="vps", gcp={"create_vm": True}))
     assert [r.name for r in run.of_type("gcp:compute/firewall:Firewall")] == ["host-web"]
+
+
+def test_pulumi_up_after_a_fab_release_leaves_it_alone(cloud_stack):
+    """Every service field a Cloud Run release writes is one Pulumi ignores: `pulumi up` keeps the release."""
+    from shipshape.targets.cloudrun_state import PULUMI_FIELDS_FAB_WRITES
+
+    ignored = set(cloud_stack[1].one(SERVICE).ignore_changes)
+    assert set(PULUMI_FIELDS_FAB_WRITES) <= ignored, set(PULUMI_FIELDS_FAB_WRITES) - ignored
+    assert "template.template.containers[0].image" in cloud_stack[1].one(JOB).ignore_changes  # fab migrate's image

@@ -1,5 +1,5 @@
 /**
- * The server: `node dist/server.js`, listening on 127.0.0.1:$PORT (see docs/app-contract.md).
+ * The server: `node dist/server.js`, listening on $HOST:$PORT, 127.0.0.1 by default (see docs/app-contract.md).
  *
  * Startup stops with exit 1 and a message naming the culprit when a variable is missing or malformed
  * or the log directory cannot be written. On SIGTERM or SIGINT it stops accepting, lets in-flight
@@ -80,8 +80,8 @@ function main(): void {
   const deps = startupDeps();
   let draining = false;
   const server = createServer(makeHandler(deps, () => draining));
-  server.on("error", (err) => fail(`cannot listen on 127.0.0.1:${deps.settings.port}: ${describe(err)}`));
-  server.listen(deps.settings.port, "127.0.0.1", () => {
+  server.on("error", (err) => fail(`cannot listen on ${deps.settings.host}:${deps.settings.port}: ${describe(err)}`));
+  server.listen(deps.settings.port, deps.settings.host, () => {
     const { release, gitSha, port } = deps.settings;
     log.info(`started: release ${release} (${gitSha}) on 127.0.0.1:${port}`);
   });

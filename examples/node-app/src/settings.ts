@@ -5,6 +5,8 @@ export class ConfigError extends Error {}
 /** Everything the server reads from its environment (see docs/app-contract.md). */
 export interface Settings {
   readonly port: number;
+  /** HOST: the address to listen on; 127.0.0.1 (only nginx reaches the app) unless a platform needs more. */
+  readonly host: string;
   readonly databaseUrl: string;
   readonly redisUrl: string;
   readonly secretKey: string;
@@ -77,6 +79,7 @@ export function databaseUrlFromEnv(env: Env = process.env): string {
 export function settingsFromEnv(env: Env = process.env): Settings {
   return Object.freeze({
     port: port(env, "PORT"),
+    host: (env.HOST ?? "").trim() || "127.0.0.1",
     databaseUrl: databaseUrlFromEnv(env),
     redisUrl: url(env, "REDIS_URL", ["redis:", "rediss:"], "redis://:PASSWORD@127.0.0.1:6379/0"),
     secretKey: required(env, "SECRET_KEY"),
