@@ -128,7 +128,10 @@ class Service(pulumi.ComponentResource):
         if probes:
             container["ports"] = {"container_port": app.port}
             container["resources"].update(cpu_idle=True, startup_cpu_boost=True)
-            container["startup_probe"] = {"http_get": {"path": app.readiness_path, "port": app.port},
+            # Started = the process answers its health path. Not readiness: on a fresh database that waits
+            # for the migrate job, which runs after `pulumi up`; `fab deploy` checks readiness through the
+            # new revision's tag URL before it moves any traffic.
+            container["startup_probe"] = {"http_get": {"path": app.health_path, "port": app.port},
                                           "period_seconds": 5, "timeout_seconds": 3, "failure_threshold": 24}
             container["liveness_probe"] = {"http_get": {"path": app.health_path, "port": app.port},
                                            "period_seconds": 15, "timeout_seconds": 3, "failure_threshold": 3}

@@ -112,13 +112,14 @@ def _metrics(cloud, creds) -> monitoring_v3.MetricServiceClient:
 def explain(what: str, error: api.GoogleAPICallError) -> GcpError:
     """One line for a failed call: what to run or check, never a traceback."""
     message = _first_line(error.message or error)
-    if isinstance(error, api.Unauthenticated):
+    if isinstance(error, api.Unauthorized):  # HTTP 401 (Unauthenticated over gRPC is its subclass)
         return GcpError(f"{what}: Google refused the credentials ({message}): run `{LOGIN}`")
     if isinstance(error, api.PermissionDenied):
         return GcpError(f"{what}: permission denied ({message}): the account needs roles/run.developer "
                         "and roles/iam.serviceAccountUser on the project")
-    # AIP-154: a stale etag fails with ABORTED (HTTP 409); some services say FAILED_PRECONDITION.
-    if isinstance(error, api.Aborted) or (isinstance(error, api.FailedPrecondition) and "etag" in message.lower()):
+    # AIP-154: a stale etag fails with ABORTED, HTTP 409 (which the REST transport raises as Conflict).
+    if isinstance(error, api.Aborted) or (isinstance(error, (api.Conflict, api.FailedPrecondition))
+                                          and "etag" in message.lower()):
         return ConcurrentChange(f"{what}: the resource changed since this run read it ({message})")
     if isinstance(error, api.NotFound):
         return GcpError(f"{what}: not found ({message}): has `pulumi up` created it?")

@@ -7,7 +7,8 @@ break suite, docker, images); `docker` on those needing a Docker engine. Inner l
 """
 import pytest
 
-pytest_plugins = ["tests.support.services", "tests.support.dockerd", "tests.support.images"]
+pytest_plugins = ["tests.support.services", "tests.support.dockerd", "tests.support.images",
+                  "tests.support.registry", "tests.support.fake_gcp.fixture"]
 
 SLOW = ("e2e", "checks", "docker", "images", "bench", "app", "node_app", "backup", "lock", "remote", "nginx")
 
@@ -17,8 +18,9 @@ def pytest_collection_modifyitems(items):
         parts = item.path.parts
         suite = parts[parts.index("tests") + 1] if "tests" in parts else ""
         real = any(name in getattr(item, "fixturenames", ()) for name in
-                   ("postgres_server", "redis_server", "docker_host", "docker_build", "local_stack"))
+                   ("postgres_server", "redis_server", "docker_host", "docker_build", "local_stack",
+                    "fake_gcp", "docker_cloudrun", "registry", "cloudrun_stack"))
         if suite in SLOW or real:
             item.add_marker(pytest.mark.slow)
-        if suite in ("docker", "images") or "docker_host" in getattr(item, "fixturenames", ()):
+        if suite in ("docker", "images") or {"docker_host", "fake_gcp", "cloudrun_stack"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.docker)

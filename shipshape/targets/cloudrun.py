@@ -10,20 +10,24 @@ wrote: a change by anyone else in between is refused by Google and reported, nev
 from __future__ import annotations
 
 import json
+import tarfile
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import requests
 
 from shipshape import history, lock, notify, registry
 from shipshape import release_commands as rc
-from shipshape.build import Artifact
+from shipshape.build import OVERRIDE_FILE, Artifact
 from shipshape.gcp import Clients, ConcurrentChange, GcpError
 from shipshape.layout import other
 from shipshape.progress import info
 from shipshape.runtimes import NotSupported, Release, Slot
 from shipshape.runtimes.docker import image_repo
+from shipshape.secrets import read_secrets_file
 from shipshape.targets import cloudrun_state as cr
 from shipshape.targets.cloudrun_metrics import revision_stats
 from shipshape.targets.common import DeployFailed
@@ -41,6 +45,7 @@ class CloudRunTarget:
     state: cr.CloudRunState | None = None
     owner: str | None = None                     # our lock's JSON, while held
     candidate: dict = field(default_factory=dict)  # slot -> revision created by this run
+    override: dict = field(default_factory=dict)   # the app's shipshape.env: this release's extra env
 
     @property
     def name(self) -> str:
@@ -152,6 +157,7 @@ class CloudRunTarget:
 
     def upload(self, artifact: Artifact, state, release: Release) -> str:
         """Push the image `fab build` made to the stack's registry, tagged with the release id."""
+        self.override = _override_env(artifact)
         repository, _, tag = release.image.rpartition(":")
         ref = registry.push(f"{image_repo(self.stack.app.name)}:{artifact.id}", repository, tag,
                             getattr(self.clients.credentials, "token", None), log=info)
@@ -174,7 +180,7 @@ class CloudRunTarget:
             job.template.template.containers[0].image = image
             job = self.clients.wait("point the migrate job at the new image",
                                     self.clients.call("update the migrate job", jobs.update_job, job=job), UPDATE_TIMEOUT_S)
-        operation = self.clients.call("run the migrate job", jobs.run_job, name=job_name, etag=job.etag)
+        operation = self.clients.call("run the migrate job", jobs.run_job, request={"name": job_name, "etag": job.etag})
         try:
             execution = self.clients.wait("the migrate job's execution", operation, JOB_TIMEOUT_S)
         except GcpError as error:
@@ -213,7 +219,7 @@ class CloudRunTarget:
         template = service.template
         template.revision = release.dir
         template.containers[0].image = release.image
-        cr.with_release_env(template.containers[0], release.id, release.git_sha)
+        cr.with_release_env(template.containers[0], release.id, release.git_sha, self.override)
         template.annotations[cr.RELEASE] = release.id
         template.annotations[cr.GIT_SHA] = release.git_sha
         percents = {live: 100} if live else {release.dir: 100}
@@ -273,10 +279,23 @@ class CloudRunTarget:
     def canary_step(self, slot: Slot, live: str, percent: int, since: float):
         self.route({slot.name: percent, live: 100 - percent})
         time.sleep(self.stack.canary.interval)
+        self._unchanged("canary")
         url = cr.tag_urls(self.state.service).get(cr.CANDIDATE_TAG)
-        if url:
-            self._probe(url, 0, "canary")
+        try:
+            if url:
+                self._probe(url, 0, "canary")
+        except DeployFailed:
+            self._unchanged("canary")  # a tag URL gone with someone's change says so, not "not ready"
+            raise
         return revision_stats(self.clients, self.stack.app.name, slot.release.dir, since, time.time())
+
+    def _unchanged(self, step_name: str) -> None:
+        """The service still carries the etag of this run's last write, or DeployFailed (nothing written)."""
+        now = self.clients.call("read the Cloud Run service", self.clients.services.get_service, name=self.name)
+        if now.etag != self.state.service.etag:
+            raise DeployFailed(step_name, "the service changed since this run read it (etag "
+                               f"{self.state.service.etag[:12]} -> {now.etag[:12]}): someone else acted on it; "
+                               "their change is kept, this run stops")
 
     def stop(self, slot: str) -> None:
         """Undo of a start: the candidate loses its tag (it serves nothing; Cloud Run scales it to zero)."""
@@ -373,3 +392,15 @@ class CloudRunTarget:
                          f"release {release_of.get(name, '-')}" + (f"  tag {tags[name]}" if name in tags else ""))
         lines.append(f"lock: {lock.describe(state.lock, self.stack.name) if state.lock else 'free'}")
         return lines
+
+
+def _override_env(artifact: Artifact) -> dict:
+    """The app's shipshape.env (KEY=value lines) from the artifact: on a host the release env file
+    merges it; here it goes into the revision's env."""
+    if not artifact.env_override:
+        return {}
+    with tarfile.open(artifact.path) as tar, tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / OVERRIDE_FILE
+        path.write_bytes(tar.extractfile(OVERRIDE_FILE).read())
+        return read_secrets_file(path)
+

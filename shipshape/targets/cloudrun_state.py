@@ -33,11 +33,14 @@ PULUMI_FIELDS_FAB_WRITES = ("template.containers[0].image", "template.revision",
 RELEASE_ENV = ("RELEASE_ID", "GIT_SHA")  # the app contract's; infra/service.py declares them first
 
 
-def with_release_env(container, release_id: str, git_sha: str) -> None:
-    """Set RELEASE_ID and GIT_SHA on the container, first in its env list (where Pulumi ignores them)."""
+def with_release_env(container, release_id: str, git_sha: str, override: dict | None = None) -> None:
+    """Set RELEASE_ID and GIT_SHA on the container, first in its env list (where Pulumi ignores them),
+    and the app's shipshape.env values (they win, as on a host)."""
     values = dict(zip(RELEASE_ENV, (release_id, git_sha)))
-    rest = [e for e in container.env if e.name not in values]
-    container.env = [run_v2.EnvVar(name=k, value=v) for k, v in values.items()] + rest
+    extra = {k: v for k, v in (override or {}).items() if k not in values}
+    rest = [e for e in container.env if e.name not in values and e.name not in extra]
+    container.env = ([run_v2.EnvVar(name=k, value=v) for k, v in values.items()] + rest
+                     + [run_v2.EnvVar(name=k, value=v) for k, v in extra.items()])
 BY_REVISION = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
 LATEST = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
 

@@ -118,7 +118,9 @@ def test_stats_sum_classes_and_take_the_highest_p95():
 
 @pytest.mark.parametrize("error, kind, says", [
     (api.Aborted("etag mismatch"), ConcurrentChange, "changed since this run read it"),
-    (api.Unauthenticated("bad token"), GcpError, "gcloud auth application-default login"),
+    (api.Conflict("the etag in the request does not match"), ConcurrentChange, "changed since this run read it"),
+    (api.Conflict("revision named x already exists"), GcpError, "Conflict"),
+    (api.Unauthorized("bad token"), GcpError, "gcloud auth application-default login"),
     (api.PermissionDenied("no"), GcpError, "roles/run.developer"),
     (api.NotFound("services/sample"), GcpError, "pulumi up"),
 ])

@@ -54,7 +54,7 @@ def test_instances_come_from_config(stack, scaling):
 
 def test_probes_hit_the_app_health_paths(cloud_stack):
     c = container(cloud_stack[1])
-    assert c["startupProbe"]["httpGet"] == {"path": "/readyz", "port": 8080}
+    assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}  # readiness: fab, via the tag URL
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
 
 

@@ -139,3 +139,11 @@ def docker_build():
     engine = _engine("build")
     yield engine
     engine.stop()
+
+
+@pytest.fixture(scope="session")
+def docker_cloudrun():
+    """The engine the Cloud Run fake (tests/support/fake_gcp) runs revisions and job executions on."""
+    engine = _engine("cloudrun")
+    yield engine
+    engine.stop()
