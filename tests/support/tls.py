@@ -47,16 +47,19 @@ class TestCA:
         self.pem = directory / "ca.pem"
         self.pem.write_bytes(self.certificate.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, directory: Path, days: float = 90, ip: str = "127.0.0.1") -> tuple[Path, Path]:
-        """A site certificate for `ip`, valid `days` from now: (fullchain.pem, privkey.pem) in `directory`."""
+    def issue(self, directory: Path, days: float = 90, ip: str = "127.0.0.1",
+              dns: str | None = None) -> tuple[Path, Path]:
+        """A site certificate for `ip` (or the host name `dns`), valid `days` from now: (fullchain.pem,
+        privkey.pem) in `directory`."""
         directory.mkdir(parents=True, exist_ok=True)
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
+        subject = x509.DNSName(dns) if dns else x509.IPAddress(ipaddress.ip_address(ip))
         certificate = (
-            x509.CertificateBuilder().subject_name(_name(ip)).issuer_name(self.certificate.subject)
+            x509.CertificateBuilder().subject_name(_name(dns or ip)).issuer_name(self.certificate.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=days))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([subject]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)

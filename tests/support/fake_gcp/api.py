@@ -65,7 +65,6 @@ Choices where the real behaviour was not documented (checked in docs/issues, els
 from __future__ import annotations
 
 import base64
-import datetime
 import json
 import re
 import secrets
@@ -83,10 +82,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from google.cloud import run_v2
 from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.longrunning import operations_pb2
@@ -1208,24 +1203,7 @@ def google_tls(directory: Path) -> tuple[ssl.SSLContext, Path]:
     """TLS for TOKEN_HOST: a throwaway CA (tests/support/tls.py) and a certificate it signs; (server
     context, the CA's PEM for REQUESTS_CA_BUNDLE)."""
     ca = TestCA(directory)
-    key = ec.generate_private_key(ec.SECP256R1())
-    start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, TOKEN_HOST)])
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(ca.certificate.subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(TOKEN_HOST)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
-        .sign(ca.key, hashes.SHA256()))
-    chain, private = directory / "token-host.pem", directory / "token-host.key"
-    chain.write_bytes(certificate.public_bytes(serialization.Encoding.PEM)
-                      + ca.certificate.public_bytes(serialization.Encoding.PEM))
-    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    private.chmod(0o600)
+    chain, private = ca.issue(directory / "token-host", days=30, dns=TOKEN_HOST)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(chain, private)
     return context, ca.pem
