@@ -58,14 +58,14 @@ class CloudRunTarget:
         return f"{repo}/{self.stack.app.name}"
 
     # -- reading -------------------------------------------------------------------------------------
+    def _read(self):
+        return self.clients.call("read the Cloud Run service", self.clients.services.get_service, name=self.name)
+
     def read_state(self, artifact: Artifact | None = None) -> cr.CloudRunState:
-        service = self.clients.call("read the Cloud Run service", self.clients.services.get_service, name=self.name)
+        service = self._read()
         revisions = self.clients.call("list its revisions", self.clients.revisions.list_revisions, parent=self.name)
         self.state = cr.CloudRunState.read(service, list(revisions))
         return self.state
-
-    def port(self, slot: str) -> int:
-        return 0
 
     def release(self, state: cr.CloudRunState, release_id: str) -> Release:
         manifest = state.releases.get(release_id)
@@ -94,13 +94,13 @@ class CloudRunTarget:
     def _acquire(self, task: str) -> None:
         owner = json.dumps(lock.owner(task), sort_keys=True)
         for _ in range(LOCK_TRIES):
-            service = self.clients.call("read the Cloud Run service", self.clients.services.get_service, name=self.name)
+            service = self._read()
             held = lock.parse(service.annotations.get(cr.LOCK, ""))
             if held:
                 raise lock.LockHeld(held, self.stack.name)
             service.annotations[cr.LOCK] = owner
             try:
-                self._update(service, "take the deploy lock")
+                self._update(service, "take the deploy lock", sole=False)
                 self.owner = owner
                 return
             except ConcurrentChange:
@@ -109,17 +109,17 @@ class CloudRunTarget:
 
     def _release(self) -> None:
         if self.owner:
-            self._annotate("release the deploy lock", lambda a: a.pop(cr.LOCK, None) if a.get(cr.LOCK) == self.owner else None)
+            self.break_lock(self.owner)
             self.owner = None
 
     def break_lock(self, expected: str) -> None:
-        """`fab unlock`: remove the lock if it still holds exactly `expected`."""
+        """Remove the lock if it still holds exactly `expected` (ours at the end of a task; `fab unlock`)."""
         self._annotate("remove the deploy lock", lambda a: a.pop(cr.LOCK, None) if a.get(cr.LOCK) == expected else None)
 
     def _annotate(self, what: str, change) -> None:
         """Read-modify-write of the service's annotations only, again on a concurrent change."""
         for _ in range(LOCK_TRIES):
-            service = self.clients.call("read the Cloud Run service", self.clients.services.get_service, name=self.name)
+            service = self._read()
             annotations = dict(service.annotations)
             change(annotations)
             if annotations == dict(service.annotations):
@@ -127,16 +127,24 @@ class CloudRunTarget:
             service.annotations.clear()
             service.annotations.update(annotations)
             try:
-                self._update(service, what)
+                self._update(service, what, sole=False)
                 return
             except ConcurrentChange:
                 continue
         raise GcpError(f"{what}: the service kept changing ({LOCK_TRIES} tries)")
 
-    def _update(self, service, what: str):
-        """Write `service` (its etag guards it); wait for the operation; remember the new service."""
+    def _update(self, service, what: str, sole: bool = True):
+        """Write `service` (its etag guards it); wait for the operation; remember the new service.
+
+        The etag only guards the moment of the write. A write by someone else while the operation
+        runs shows in the result as a generation past ours: with `sole` (traffic and revisions, not the
+        annotation-only lock and history writes) that is a ConcurrentChange too, and the result is not
+        taken as this run's own state."""
         operation = self.clients.call(what, self.clients.services.update_service, service=service)
         result = self.clients.wait(what, operation, UPDATE_TIMEOUT_S)
+        if sole and result.generation > service.generation + 1:
+            raise ConcurrentChange(f"{what}: the service changed since this run read it (generation "
+                                   f"{service.generation} -> {result.generation}, one write of ours)")
         if self.state is not None:
             self.state.service = result
         return result
@@ -291,7 +299,7 @@ class CloudRunTarget:
 
     def _unchanged(self, step_name: str) -> None:
         """The service still carries the etag of this run's last write, or DeployFailed (nothing written)."""
-        now = self.clients.call("read the Cloud Run service", self.clients.services.get_service, name=self.name)
+        now = self._read()
         if now.etag != self.state.service.etag:
             raise DeployFailed(step_name, "the service changed since this run read it (etag "
                                f"{self.state.service.etag[:12]} -> {now.etag[:12]}): someone else acted on it; "
@@ -313,7 +321,7 @@ class CloudRunTarget:
         service = state.service
         service.traffic = cr.traffic({slot.release.dir: 100})
         service.annotations[cr.SLOTS] = slots.to_json()
-        service.annotations[cr.HISTORY] = self._history_with(service, entry)
+        service.annotations[cr.HISTORY] = self._history_with(service.annotations, entry)
         try:
             self._update(service, f"promote {slot.release.dir}")
         except ConcurrentChange as error:
@@ -325,9 +333,8 @@ class CloudRunTarget:
         return {"release": slot.release_id, "git_sha": slot.release.git_sha, "revision": slot.release.dir,
                 "image": slot.release.image, "started": time.time()}
 
-    def _history_with(self, service, entry: history.Entry) -> str:
-        lines = [line for line in service.annotations.get(cr.HISTORY, "").splitlines() if line.strip()]
-        return cr.history_text([*lines, history.to_json(entry, self.secrets)])
+    def _history_with(self, annotations, entry: history.Entry) -> str:
+        return cr.appended(annotations.get(cr.HISTORY, ""), history.to_json(entry, self.secrets))
 
     def _prune(self, state: cr.CloudRunState, keep: set) -> list[str]:
         """Delete fab's revisions beyond shipshape:retention.releases (never one in a slot, nor one
@@ -354,7 +361,7 @@ class CloudRunTarget:
         service.traffic = cr.traffic({slot.release.dir: 100})
         service.annotations[cr.SLOTS] = slots.to_json()
         if entry:
-            service.annotations[cr.HISTORY] = self._history_with(service, entry)
+            service.annotations[cr.HISTORY] = self._history_with(service.annotations, entry)
         try:
             self._update(service, f"switch all traffic to {slot.release.dir}")
         except GcpError as error:
@@ -365,9 +372,7 @@ class CloudRunTarget:
 
     # -- audit -----------------------------------------------------------------------------------------
     def record(self, entry: history.Entry) -> None:
-        line = history.to_json(entry, self.secrets)
-        self._annotate("record the history line", lambda a: a.__setitem__(
-            cr.HISTORY, cr.history_text([*filter(str.strip, a.get(cr.HISTORY, "").splitlines()), line])))
+        self._annotate("record the history line", lambda a: a.__setitem__(cr.HISTORY, self._history_with(a, entry)))
 
     def notify(self, event: str, entry: history.Entry) -> None:
         notify.notify(self.stack, event, release=entry.release, git_sha=entry.git_sha, who=entry.who,

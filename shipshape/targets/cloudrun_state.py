@@ -72,7 +72,8 @@ def serving(service) -> dict[str, int]:
     for status in service.traffic_statuses:
         revision = status.revision or (service.latest_ready_revision if status.type_ == LATEST else "")
         if revision and status.percent:
-            served[revision.rsplit("/", 1)[-1]] = served.get(revision.rsplit("/", 1)[-1], 0) + status.percent
+            name = revision.rsplit("/", 1)[-1]
+            served[name] = served.get(name, 0) + status.percent
     return served
 
 
@@ -91,8 +92,10 @@ def traffic(percents: dict[str, int], tags: dict[str, str] = None) -> list[run_v
                                  tag=by_revision.get(name, "")) for name in dict.fromkeys(names)]
 
 
-def history_text(entries_json: list[str]) -> str:
-    return "\n".join(entries_json[-HISTORY_KEEP:])
+def appended(history_text: str, line: str) -> str:
+    """The history annotation with `line` added, keeping the newest HISTORY_KEEP lines."""
+    lines = [*filter(str.strip, history_text.splitlines()), line]
+    return "\n".join(lines[-HISTORY_KEEP:])
 
 
 @dataclass

@@ -107,8 +107,7 @@ def cloudrun_stack(tmp_path_factory, fake_gcp, registry, docker_build, python_ap
 
 
 def fab_env(stack: CloudRunStack, **changes) -> dict:
-    env = {**os.environ, "SHIPSHAPE_ROOT": str(stack.root), **stack.extra_env, **changes}
-    return {k: v for k, v in env.items() if v is not None}
+    return {**stack.env(), **changes}
 
 
 def run_fab(stack: CloudRunStack, *args: str, env: dict) -> subprocess.CompletedProcess:

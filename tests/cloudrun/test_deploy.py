@@ -7,7 +7,6 @@ Monitoring client. Tests run in order on one module stack, each leaving a good r
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import pytest

@@ -89,7 +89,7 @@ def test_slots_releases_weights_and_stray_traffic_from_annotations_and_revisions
 
 def test_history_keeps_the_newest_lines_only():
     lines = [f'{{"n": {i}}}' for i in range(cr.HISTORY_KEEP + 5)]
-    kept = cr.history_text(lines).splitlines()
+    kept = cr.appended("\n".join(lines[:-1]) + "\n\n", lines[-1]).splitlines()
     assert len(kept) == cr.HISTORY_KEEP and kept[-1] == lines[-1] and kept[0] == lines[5]
 
 
@@ -135,3 +135,36 @@ def test_release_env_goes_first_where_pulumi_ignores_it():
     cr.with_release_env(container, "20261121-abc", "abc123")
     assert [(e.name, e.value) for e in container.env] == [
         ("RELEASE_ID", "20261121-abc"), ("GIT_SHA", "abc123"), ("DATABASE_URL", "x")]
+
+
+class _Clients:
+    """The Google call boundary only: `update_service` answers with the service as it ends up."""
+
+    def __init__(self, ends_at_generation: int):
+        self.ends_at = ends_at_generation
+
+    def call(self, what, method, *args, **kwargs):
+        return method(*args, **kwargs)
+
+    def wait(self, what, operation, timeout):
+        return operation
+
+    @property
+    def services(self):
+        return self
+
+    def update_service(self, service):
+        return run_v2.Service(name=service.name, generation=self.ends_at, etag="later")
+
+
+@pytest.mark.parametrize("ends_at, sole, concurrent", [(6, True, False), (7, True, True), (7, False, False)])
+def test_a_write_by_someone_else_during_our_operation_is_a_concurrent_change(ends_at, sole, concurrent):
+    from shipshape.targets.cloudrun import CloudRunTarget
+
+    target = CloudRunTarget(stack=None, clients=_Clients(ends_at))
+    ours = run_v2.Service(name=SERVICE, generation=5, etag="e5")
+    if concurrent:
+        with pytest.raises(ConcurrentChange, match="generation 5 -> 7"):
+            target._update(ours, "move traffic", sole=sole)
+    else:
+        assert target._update(ours, "move traffic", sole=sole).generation == ends_at
