@@ -104,7 +104,9 @@ def deploy(c, stack="local", allow_dirty=False, sha=None):
     """Ship a release: lock, preflight, upload, migrate, start beside the live slot, canary, promote.
 
     Any failure or interruption puts traffic back on the old release and exits non-zero naming the step.
-    Example: fab deploy --stack local
+    On a Cloud Run stack the image goes to its registry, the migrate job runs it, and the new revision
+    (tagged `candidate`, no traffic) takes the canary steps (docs/cloudrun.md).
+    Example: fab deploy --stack local        (or: fab deploy --stack prod)
     """
     with failing_cleanly("deploy"):
         t = target(stack)
@@ -129,6 +131,8 @@ def rollback(c, stack="local", to=None):
 @task(help=STACK)
 def restart(c, stack="local"):
     """Restart the live release with zero downtime: start it in the idle slot, readiness, flip, stop old.
+
+    Host stacks only: Cloud Run replaces instances itself (the task says what to run instead).
 
     Example: fab restart --stack local
     """
