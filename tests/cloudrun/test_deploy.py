@@ -7,7 +7,6 @@ Monitoring client. Tests run in order on one module stack, each leaving a good r
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from google.api_core.exceptions import Conflict
@@ -112,9 +111,8 @@ def test_rollback_and_rollback_to(cloudrun_stack):
     stack.fab("deploy")
     second = only_revision(stack)
     assert second != first and served_sha(stack) == sha
-    started = time.monotonic()
     stack.fab("rollback")
-    assert only_revision(stack) == first and time.monotonic() - started > 0
+    assert only_revision(stack) == first
     release = next(e["release"] for e in reversed(history(stack)) if e["git_sha"] == sha)
     stack.fab("rollback", "--to", release)
     assert only_revision(stack) == second and served_sha(stack) == sha
