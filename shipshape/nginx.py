@@ -49,6 +49,13 @@ PROXY = """        location / {
             proxy_next_upstream_tries 2;
             proxy_connect_timeout 2s;
             proxy_read_timeout 60s;
+            # The security headers are the server block's: an app's own copies (an app that also runs
+            # without nginx, on Cloud Run, sets them itself) are dropped, never sent twice.
+            proxy_hide_header X-Content-Type-Options;
+            proxy_hide_header X-Frame-Options;
+            proxy_hide_header Referrer-Policy;
+            proxy_hide_header Content-Security-Policy;
+            proxy_hide_header Strict-Transport-Security;
         }"""
 
 # shipshape:app.static: a name with a hex run of 8+ between dots (app.3f9a1c2e.js) never changes content.

@@ -24,6 +24,16 @@ def test_index_is_the_static_front_end(running_app):
     assert '<h1 id="title">shipshape sample app</h1>' in response.text
 
 
+@pytest.mark.parametrize("path", ["/", "/api/notes", "/healthz"])
+def test_answers_carry_security_headers_once(running_app, path):
+    # On Cloud Run no nginx adds them (checks/test_http.py asks for them wherever the app runs).
+    response = httpx.get(running_app.url + path)
+    assert response.headers.get_list("x-frame-options") == ["DENY"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-security-policy"] == "default-src 'self'; frame-ancestors 'none'"
+    assert response.headers["referrer-policy"] == "strict-origin-when-cross-origin"
+
+
 def test_metrics_count_requests_by_status_and_record_latency(running_app):
     httpx.get(running_app.url + "/api/reports")  # anonymous: a 401 to count
     response = httpx.get(running_app.url + "/metrics")

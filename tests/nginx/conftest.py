@@ -44,6 +44,9 @@ class Upstream:
                 body = upstream.name.encode()
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
+                if self.path.startswith("/own-headers"):  # an app that sets security headers itself
+                    self.send_header("X-Frame-Options", "SAMEORIGIN")
+                    self.send_header("Content-Security-Policy", "default-src *")
                 self.end_headers()
                 self.wfile.write(body)
 

@@ -130,6 +130,9 @@ def test_security_headers_and_health(nginx_site):
     for header in ("X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy", "Content-Security-Policy"):
         assert header in proxied.headers
     assert "Server" not in proxied.headers or proxied.headers["Server"] == "nginx"
+    own = nginx_site.get("/own-headers")       # the app's copies are dropped: the site's, once each
+    assert own.raw.headers.getlist("X-Frame-Options") == ["DENY"]
+    assert own.raw.headers.getlist("Content-Security-Policy") == [proxied.headers["Content-Security-Policy"]]
 
 
 def _with_tls(stack: Stack, **tls) -> Stack:

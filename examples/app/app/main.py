@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from . import api, auth, db, health
 from .logs import logger, setup_logging
-from .middleware import FaultMiddleware, ObserveMiddleware
+from .middleware import FaultMiddleware, ObserveMiddleware, SecurityHeadersMiddleware
 from .sessions import SessionStore, make_redis
 from .settings import Settings
 
@@ -65,4 +65,5 @@ routes = [
 ]
 
 app = Starlette(routes=routes, lifespan=lifespan,
-                middleware=[Middleware(ObserveMiddleware), Middleware(FaultMiddleware)])
+                middleware=[Middleware(ObserveMiddleware), Middleware(SecurityHeadersMiddleware),
+                            Middleware(FaultMiddleware)])

@@ -1,4 +1,4 @@
-"""ASGI middleware: access log + metrics around everything, and the deliberate-fault switch."""
+"""ASGI middleware: access log + metrics around everything, security headers, the deliberate-fault switch."""
 from __future__ import annotations
 
 import random
@@ -61,3 +61,29 @@ class FaultMiddleware:
                 response = JSONResponse({"error": "injected fault (APP_FAULT_ERROR_RATE)"}, status_code=500)
                 return await response(scope, receive, send)
         await self.app(scope, receive, send)
+
+
+# Where nginx fronts the app (a VPS) it sets its own and drops these; on Cloud Run nothing else does.
+SECURITY_HEADERS = {b"x-content-type-options": b"nosniff", b"x-frame-options": b"DENY",
+                    b"referrer-policy": b"strict-origin-when-cross-origin",
+                    b"content-security-policy": b"default-src 'self'; frame-ancestors 'none'"}
+
+
+class SecurityHeadersMiddleware:
+    """Send the usual security headers on every answer that does not set its own."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []),
+                                      *((k, v) for k, v in SECURITY_HEADERS.items() if k not in present)]
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
