@@ -5,7 +5,14 @@ Markers: `slow` is set here on every test that provisions real daemons or stacks
 break suite, docker, images); `docker` on those needing a Docker engine. Inner loop:
     .venv/bin/python -m pytest tests -m "not slow" -q      # pure layers, a few seconds
 """
+import os
+
 import pytest
+
+# Without credentials, google-auth looks for a GCE metadata server at 169.254.169.254, off loopback: never
+# from a test, nor from the `fab` and `pytest checks/` processes tests start (they inherit this). It must
+# be exactly "true" (google-auth 2.62 compares the string), and set before google.auth is imported.
+os.environ["NO_GCE_CHECK"] = "true"
 
 pytest_plugins = ["tests.support.services", "tests.support.dockerd", "tests.support.images",
                   "tests.support.registry", "tests.support.fake_gcp.fixture"]
