@@ -10,11 +10,14 @@ import time
 import urllib.error
 import urllib.request
 
+import google.auth
 import google.auth.exceptions
+import google.auth.transport.requests
 import pytest
 import requests
 from google.api_core import exceptions as api
 from google.cloud import run_v2
+from google.iam.v1 import policy_pb2
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -276,6 +279,26 @@ def test_iam_policy_is_read_modify_write_guarded_by_its_etag(fake, services):
     assert list(updated.bindings) == [] and updated.etag != policy.etag
     with pytest.raises(api.Conflict, match="concurrent policy changes"):
         services.set_iam_policy(request={"resource": SHOP, "policy": policy})  # the etag it was read with
+
+
+def test_a_service_without_allusers_answers_only_identity_tokens(fake, services):
+    service = services.get_service(name=SHOP)
+    policy = services.get_iam_policy(request={"resource": SHOP})
+    del policy.bindings[:]
+    services.set_iam_policy(request={"resource": SHOP, "policy": policy})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        get(service.uri)
+    assert refused.value.code == 403
+    credentials, _ = google.auth.default()
+    credentials.refresh(google.auth.transport.requests.Request())  # user credentials carry an id_token
+    answer = requests.get(service.uri, headers={"Authorization": f"Bearer {credentials.id_token}"}, timeout=10)
+    assert answer.status_code == 200 and answer.text.startswith("hello from")
+    assert requests.get(service.uri, headers={"Authorization": f"Bearer {credentials.token}"},
+                        timeout=10).status_code == 403   # an access token is not an identity token
+    policy = services.get_iam_policy(request={"resource": SHOP})
+    policy.bindings.append(policy_pb2.Binding(role="roles/run.invoker", members=["allUsers"]))
+    services.set_iam_policy(request={"resource": SHOP, "policy": policy})
+    assert get(service.uri).startswith("hello from")
 
 
 def test_killed_revision_fails_requests_until_routed_to_again(fake, services):

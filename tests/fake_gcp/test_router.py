@@ -124,6 +124,20 @@ def test_a_tag_url_reaches_only_its_revision(router, counts, backend):
     assert [p.revision for p in counts.points(service="shop")] == ["shop-2"] * 10
 
 
+def test_a_guarded_service_refuses_what_its_check_refuses_and_counts_nothing(router, counts, backend):
+    url = router.add_service("shop")
+    router.set_traffic("shop", [("shop-1", 100, backend("shop-1"))])
+    tags = router.set_tags("shop", {"canary": ("shop-1", backend("shop-1"))})
+    router.set_access("shop", lambda authorization: authorization == "Bearer good")
+    for where in (url, tags["canary"]):
+        assert get(where)[0] == 403
+        assert get(where, headers={"Authorization": "Bearer forged"})[0] == 403
+        assert get(where, headers={"Authorization": "Bearer good"})[:2] == (200, b"shop-1")
+    assert len(counts.points()) == 2
+    router.set_access("shop", None)                       # allUsers again
+    assert get(url)[0] == 200
+
+
 @pytest.mark.parametrize("dead", ["no container", "connection refused"])
 def test_a_dead_backend_answers_503_counted_as_its_5xx(router, counts, dead):
     url = router.add_service("shop")

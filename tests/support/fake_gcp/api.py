@@ -34,7 +34,9 @@ whatever the ADC file says, so the server is also an HTTPS proxy (CONNECT) for t
 certificate from a throwaway CA (ca_file): HTTPS_PROXY + REQUESTS_CA_BUNDLE route the real flow here.
 
 IAM (getIamPolicy/setIamPolicy on services and jobs): the policy as set; a policy etag that is not the
-current one is refused 409 ABORTED ("There were concurrent policy changes...", IAM's wording).
+current one is refused 409 ABORTED ("There were concurrent policy changes...", IAM's wording). A service
+is private until roles/run.invoker holds allUsers: its URLs then answer 403 unless the request carries
+"Authorization: Bearer <an id_token /token issued>" (the fake's one user is taken to be an invoker).
 
 Control, no auth, tests only: POST /_fake/reset, POST /_fake/seed {service, job, invokers},
 GET /_fake/state, GET /_fake/logs?job=|execution=|revision=, POST /_fake/secrets {id: value|null},
@@ -382,6 +384,7 @@ class CloudRun:
         self.urls: dict[str, str] = {}  # service id -> router URL, kept across resets
         self.files = Path(tempfile.mkdtemp(prefix="fake-gcp-"))  # secret volumes
         self.base_url = ""  # the API's own URL, for log_uri (set once serving)
+        self.id_tokens: set[str] = set()  # what /token issued: a private service's URL accepts them
 
     # --- services -------------------------------------------------------------------------------------
 
@@ -417,6 +420,7 @@ class CloudRun:
             service.uri = self.urls[service_id]
             service.urls.append(service.uri)
             state = self.services[name] = ServiceState(service)
+            self._guard(state)
             return self._accept(state, self._new_revision(state))
 
     def update_service(self, name: str, body: bytes, query: dict):
@@ -915,7 +919,18 @@ class CloudRun:
             policy.etag = secrets.token_bytes(8)
             policy.version = policy.version or 1
             owner.policy = policy
+            if isinstance(owner, ServiceState):
+                self._guard(owner)
             return copy(policy)
+
+    def _guard(self, state: "ServiceState") -> None:
+        """The service's URLs open to anyone when allUsers may invoke it, else to identity tokens only."""
+        members = {m for b in state.policy.bindings if b.role == "roles/run.invoker" for m in b.members}
+        self.router.set_access(short(state.pb.name), None if "allUsers" in members else self._invoker)
+
+    def _invoker(self, authorization: str) -> bool:
+        scheme, _, token = authorization.partition(" ")
+        return scheme.lower() == "bearer" and token in self.id_tokens
 
     def _owner(self, resource: str):
         if "/jobs/" in resource:
@@ -937,8 +952,11 @@ class CloudRun:
             name = f"{parent}/{kind}s/{resource_id}"
             if request.get("invokers"):
                 with self.lock:
-                    self._owner(name).policy = policy_pb2.Policy(version=1, etag=secrets.token_bytes(8), bindings=[
+                    owner = self._owner(name)
+                    owner.policy = policy_pb2.Policy(version=1, etag=secrets.token_bytes(8), bindings=[
                         policy_pb2.Binding(role="roles/run.invoker", members=request["invokers"])])
+                    if kind == "service":
+                        self._guard(owner)
             result[kind] = render(self.get_service(name) if kind == "service" else self.get_job(name))
             if operation.HasField("error"):
                 result[f"{kind}Error"] = operation.error.message
@@ -1107,7 +1125,9 @@ class Api:
             return 400, {"error": "invalid_grant", "error_description": "Bad Request"}
         token = "ya29.fake-" + secrets.token_urlsafe(24)
         self.tokens.add(token)
-        answer = {"access_token": token, "expires_in": 3600, "token_type": "Bearer", "id_token": fake_jwt()}
+        identity = fake_jwt()
+        self.run.id_tokens.add(identity)
+        answer = {"access_token": token, "expires_in": 3600, "token_type": "Bearer", "id_token": identity}
         if form.get("scope"):
             answer["scope"] = form["scope"]
         return 200, answer
@@ -1196,7 +1216,7 @@ def fake_jwt() -> str:
     """An id_token-shaped string (header.payload.signature); nothing here verifies it."""
     part = lambda data: base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")  # noqa: E731
     return ".".join([part({"alg": "RS256", "typ": "JWT"}), part({"iss": "fake-gcp", "sub": "fake-user",
-                     "exp": int(time.time()) + 3600}), "ZmFrZQ"])
+                     "exp": int(time.time()) + 3600, "jti": secrets.token_hex(8)}), "ZmFrZQ"])
 
 
 def google_tls(directory: Path) -> tuple[ssl.SSLContext, Path]:

@@ -15,6 +15,10 @@ Rules it follows:
   that does not answer in 300 s (Cloud Run's default request timeout) answers 504.
 - An empty or all-zero split answers 503 and counts nothing: no revision was reached, and
   request_count is per revision.
+- A service whose invoker policy lacks allUsers (`set_access` with a check) answers 403 with
+  Cloud Run's "Your client does not have permission" page to a request whose Authorization
+  header the check refuses; such a request reaches no revision and counts nothing (a fake's
+  simplification: Google logs it, with no revision to attribute it to).
 - Proxying passes method, path+query, headers and body; drops hop-by-hop headers; adds
   X-Forwarded-For and X-Forwarded-Proto (http: these URLs are plain loopback). Responses are
   buffered and re-sent with Content-Length on a keep-alive HTTP/1.1 connection, so streaming
@@ -41,6 +45,7 @@ import sys
 import threading
 import time
 from functools import reduce
+from typing import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from tests.support.fake_gcp.counts import Counts
@@ -49,6 +54,7 @@ BACKEND_TIMEOUT = 300.0
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
               "trailer", "trailers", "transfer-encoding", "upgrade", "proxy-connection"}
 NO_BODY = {204, 304}
+FORBIDDEN = b"Error: Forbidden\nYour client does not have permission to get URL from this server.\n"
 UNREACHABLE = b"upstream connect error or disconnect/reset before headers. " \
               b"reset reason: connection failure"
 
@@ -121,6 +127,7 @@ class Router:
         self._splits: dict[str, _Split] = {}
         self._tags: dict[str, dict[str, Target]] = {}
         self._tag_listeners: dict[str, dict[str, _Listener]] = {}
+        self._access: dict[str, Callable[[str], bool]] = {}
 
     def add_service(self, service: str, port: int = 0) -> str:
         """Start the service URL's listener (idempotent); returns "http://127.0.0.1:PORT"."""
@@ -159,6 +166,16 @@ class Router:
             listener.stop()
         return urls
 
+    def set_access(self, service: str, allowed: Callable[[str], bool] | None) -> None:
+        """Who may invoke the service (its URL and tag URLs): None, anyone (allUsers); else the requests
+        whose Authorization header `allowed` accepts."""
+        with self._lock:
+            self._known(service)
+            if allowed is None:
+                self._access.pop(service, None)
+            else:
+                self._access[service] = allowed
+
     def close(self) -> None:
         """Stop every listener."""
         with self._lock:
@@ -172,6 +189,11 @@ class Router:
     def _known(self, service: str) -> None:
         if service not in self._services:
             raise KeyError(f"unknown service {service!r}: call add_service first")
+
+    def _permits(self, service: str, authorization: str) -> bool:
+        with self._lock:
+            allowed = self._access.get(service)
+        return allowed is None or allowed(authorization)
 
     def _target(self, service: str, tag: str | None) -> Target | None:
         with self._lock:
@@ -208,6 +230,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _proxy(self) -> None:
         started = time.monotonic()
         body = self._read_body()
+        if not self.server.router._permits(self.server.service, self.headers.get("Authorization", "")):
+            self._reply(403, "Forbidden", [], FORBIDDEN)
+            return
         target = self.server.router._target(self.server.service, self.server.tag)
         if target is None:
             self._reply(503, "Service Unavailable", [], b"no revision receives traffic\n")
