@@ -17,6 +17,15 @@ def test_healthz(running_node_app):
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
 
 
+def test_answers_carry_security_headers_once(running_node_app):
+    # On Cloud Run no nginx adds them (checks/test_http.py asks for them wherever the app runs).
+    for path in ("/", "/api/notes", "/healthz", "/nowhere"):
+        response = httpx.get(running_node_app.url + path)
+        assert response.headers.get_list("x-frame-options") == ["DENY"], path
+        assert response.headers["content-security-policy"] == "default-src 'self'; frame-ancestors 'none'"
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
 def test_version_reports_release_and_sha(running_node_app):
     response = httpx.get(running_node_app.url + "/version")
     assert (response.status_code, response.json()) == (200, {"release": "r-node", "git_sha": "4567def"})

@@ -8,6 +8,15 @@ import { json, type Deps, type Handler, type Reply } from "./http.js";
 import { describe, log } from "./logs.js";
 import { FAULT_EXEMPT, observe } from "./metrics.js";
 
+/** Sent on every answer that does not set its own: on Cloud Run no nginx adds them (on a VPS nginx
+ * drops these and sends its own). */
+const SECURITY_HEADERS: Record<string, string> = {
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "referrer-policy": "strict-origin-when-cross-origin",
+  "content-security-policy": "default-src 'self'; frame-ancestors 'none'",
+};
+
 const index: Handler = async (ctx) => ({
   status: 200, body: ctx.deps.indexHtml, headers: { "content-type": "text/html; charset=utf-8" },
 });
@@ -73,7 +82,7 @@ export function makeHandler(deps: Deps, draining: () => boolean) {
     const method = req.method ?? "GET";
     const url = target(req.url ?? "");
     const reply = url ? await answer(req, url, deps) : json(400, { error: "bad request target" });
-    const headers = draining() ? { ...reply.headers, connection: "close" } : reply.headers;
+    const headers = { ...SECURITY_HEADERS, ...reply.headers, ...(draining() ? { connection: "close" } : {}) };
     try {
       res.writeHead(reply.status, headers).end(reply.body);
     } catch (err) {  // the client is gone, or a header was unusable: nothing left to answer
