@@ -11,7 +11,7 @@ from shipshape.layout import layout_for
 from shipshape.stackfile import ConfigError, find_root, load_stack
 
 STACK = pytest.StashKey()
-pytest_plugins = ["checks.fixtures_host", "checks.fixtures_http"]
+pytest_plugins = ["checks.fixtures_host", "checks.fixtures_http", "checks.fixtures_cloud"]
 WHY_EMPTY = {"role": "no check accounts configured (shipshape:checks.accounts)",
              "module": "the app declares no modules (shipshape:app.modules is empty)"}
 ABSENT = "(none)"  # what an empty {role} / {module} shows in a skipped check's title

@@ -14,28 +14,31 @@ REDIRECTS = (301, 302, 303, 307, 308)
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def base_url_for(stack) -> str:
-    """shipshape:checks.base_url if set (the service URL on Cloud Run), else the host's nginx."""
+def base_url_for(stack, service_uri: str | None = None) -> str:
+    """shipshape:checks.base_url if set (e.g. a custom domain), else the Cloud Run service's URL, else the
+    host's nginx."""
     if stack.checks.base_url:
         return stack.checks.base_url.rstrip("/")
     if stack.is_cloud:
-        raise pytest.UsageError(f"{stack.source}: shipshape:checks.base_url is required for a Cloud Run "
-                                "stack: set it to the service URL")
+        if not service_uri:
+            raise pytest.UsageError(f"{stack.source}: the Cloud Run service has no URL yet: has `pulumi up` "
+                                    "created it? (or set shipshape:checks.base_url)")
+        return service_uri.rstrip("/")
     if stack.tls:
         return f"https://{stack.host.address}{stack.tls.port_suffix}"
     return f"http://{stack.host.address}:{stack.host.http_port}"
 
 
-def tls_applies(stack) -> bool:
+def tls_applies(stack, base_url: str) -> bool:
     """shipshape:checks.tls if set; else whether the site is served over HTTPS."""
     if stack.checks.tls is not None:
         return stack.checks.tls
-    return base_url_for(stack).startswith("https://")
+    return base_url.startswith("https://")
 
 
-def plain_url_for(stack) -> str:
+def plain_url_for(stack, base_url: str) -> str:
     """The site over plain HTTP: the host's http_port on a host, port 80 otherwise."""
-    hostname = urlsplit(base_url_for(stack)).hostname
+    hostname = urlsplit(base_url).hostname
     if stack.is_cloud or stack.host.http_port == 80:
         return f"http://{hostname}"
     return f"http://{hostname}:{stack.host.http_port}"
@@ -70,7 +73,9 @@ def ca_bundle(stack) -> str | bool:
 
 
 @pytest.fixture(scope="session")
-def base_url(stack) -> str:
+def base_url(stack, request) -> str:
+    if stack.is_cloud and not stack.checks.base_url:
+        return base_url_for(stack, request.getfixturevalue("cloud").state.service.uri)
     return base_url_for(stack)
 
 
@@ -86,9 +91,10 @@ class Session(requests.Session):
     they are commonly set (Debian images set them): checks.ca_file would be ignored.
     """
 
-    def __init__(self, verify: str | bool):
+    def __init__(self, verify: str | bool, headers: dict | None = None):
         super().__init__()
         self.verify = verify
+        self.headers.update(headers or {})
 
     def merge_environment_settings(self, url, proxies, stream, verify, cert):
         settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
@@ -98,18 +104,19 @@ class Session(requests.Session):
 
 
 @pytest.fixture(scope="session")
-def http(verify):
-    """An anonymous keep-alive session (no redirects followed unless asked)."""
-    with Session(verify) as session:
+def http(verify, invoker):
+    """An anonymous keep-alive session (no redirects followed unless asked); on a private Cloud Run
+    service it carries the identity token the service's IAM asks for, as every request does."""
+    with Session(verify, invoker) as session:
         yield session
 
 
 @pytest.fixture(scope="session")
-def logins(stack, base_url, secrets, verify):
+def logins(stack, base_url, secrets, verify, invoker):
     """Sign in once per check account: role -> (response or error text, session)."""
     sessions, results = [], {}
     for role, account in stack.checks.accounts.items():
-        session = Session(verify)
+        session = Session(verify, invoker)
         sessions.append(session)
         results[role] = (_login(stack, base_url, session, account, secrets), session)
     yield results

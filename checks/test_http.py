@@ -54,7 +54,7 @@ def test_readiness(http, base_url, stack, check):
 
 
 def test_version_is_serving_release(http, base_url, stack, check, request):
-    """The app runs the release state/slots.json serves (per its version endpoint, else its processes' RELEASE_ID)"""
+    """The app runs the release that serves (slots.json on a host, the traffic on Cloud Run), per its version endpoint"""
     if stack.app.version_path is None:
         if stack.is_cloud:
             pytest.skip("the app has no version endpoint (shipshape:app.version_path is null) and a Cloud Run "
@@ -67,12 +67,20 @@ def test_version_is_serving_release(http, base_url, stack, check, request):
     release = response.json().get("release")
     assert release, f"no release in {response.text[:200]}"
     if stack.is_cloud:
-        check.detail(f"release {release} (Cloud Run: no slots.json to compare with)")
-        return
-    serving = {slot["release"] for slot in request.getfixturevalue("facts").serving_slots().values()}
-    assert release in serving, \
-        f"{stack.app.version_path} says {release}; slots.json serves {sorted(serving) or 'nothing'}"
+        serving, record = _serving_revisions(request.getfixturevalue("cloud").state), "the service's traffic"
+    else:
+        serving, record = {slot["release"] for slot in request.getfixturevalue("facts").serving_slots().values()}, \
+            "slots.json"
+    assert release in serving, f"{stack.app.version_path} says {release}; {record} serves {sorted(serving) or 'nothing'}"
     check.detail(f"release {release}")
+
+
+def _serving_revisions(state) -> set[str]:
+    """The releases of the revisions receiving traffic (a revision `pulumi up` made: its own name)."""
+    from shipshape.targets import cloudrun_state as cr
+
+    release_of = {m["revision"]: rid for rid, m in state.releases.items()}
+    return {release_of.get(revision, revision) for revision in cr.serving(state.service)}
 
 
 def _processes_run_serving_release(facts, stack, layout, check) -> None:
@@ -100,7 +108,7 @@ def _mismatch(slot: str, release: str, process) -> str | None:
 
 def test_security_headers(http, base_url, stack, check):
     """Security headers are set on the front page"""
-    expected = SECURITY_HEADERS + (("Strict-Transport-Security",) if tls_applies(stack) else ())
+    expected = SECURITY_HEADERS + (("Strict-Transport-Security",) if tls_applies(stack, base_url) else ())
     response = _get(http, base_url + "/", check)
     missing = [name for name in expected if name not in response.headers]
     assert not missing, f"missing: {', '.join(missing)}"
@@ -123,14 +131,14 @@ def test_latency(http, base_url, stack, check):
 
 
 @pytest.fixture
-def tls(stack):
-    if not tls_applies(stack):
+def tls(stack, base_url):
+    if not tls_applies(stack, base_url):
         pytest.skip("TLS not checked for this stack (the site is http://, or shipshape:checks.tls is false)")
 
 
-def test_http_redirects_to_https(tls, http, stack, check):
+def test_http_redirects_to_https(tls, http, stack, base_url, check):
     """Plain HTTP redirects to HTTPS"""
-    response = _get(http, plain_url_for(stack) + "/", check)
+    response = _get(http, plain_url_for(stack, base_url) + "/", check)
     location = response.headers.get("Location", "")
     assert response.status_code in (301, 302, 307, 308) and location.startswith("https://"), \
         f"answered {response.status_code} Location={location or '-'}"

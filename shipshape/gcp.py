@@ -119,6 +119,27 @@ def _metrics(cloud, creds):
     return monitoring_v3.MetricServiceClient(credentials=creds, client_options=options)
 
 
+def invoker_headers(creds, public: bool, url: str) -> dict:
+    """What a request to a Cloud Run URL carries: nothing when allUsers may invoke the service, else an
+    identity token (Cloud Run's IAM wants one, not an access token). User credentials (`gcloud auth
+    application-default login`) hold one since their refresh; for a service account google-auth fetches
+    one whose audience is the URL."""
+    if public:
+        return {}
+    token = getattr(creds, "id_token", None)
+    if not token:
+        from google.auth import exceptions as auth
+        from google.auth.transport.requests import Request
+        from google.oauth2 import id_token
+
+        try:
+            token = id_token.fetch_id_token(Request(), url)
+        except auth.GoogleAuthError as error:
+            raise GcpError(f"no identity token to call {url} (shipshape:gcp.public is false): "
+                           f"{_first_line(error)}: run `{LOGIN}`, or use a service account key") from None
+    return {"Authorization": f"Bearer {token}"}
+
+
 def explain(what: str, error) -> GcpError:
     """One line for a failed call (a google.api_core GoogleAPICallError): what to run or check."""
     from google.api_core import exceptions as api

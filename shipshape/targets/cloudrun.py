@@ -22,7 +22,7 @@ import requests
 from shipshape import history, lock, notify, registry
 from shipshape import release_commands as rc
 from shipshape.build import OVERRIDE_FILE, Artifact
-from shipshape.gcp import Clients, ConcurrentChange, GcpError
+from shipshape.gcp import Clients, ConcurrentChange, GcpError, invoker_headers
 from shipshape.layout import other
 from shipshape.progress import info
 from shipshape.runtimes import NotSupported, Release, Slot
@@ -243,9 +243,13 @@ class CloudRunTarget:
 
     def _probe(self, url: str, timeout: float, step_name: str) -> None:
         path, deadline, last = self.stack.app.readiness_path, time.monotonic() + max(timeout, 1), ""
+        try:
+            headers = invoker_headers(self.clients.credentials, self.stack.gcp.public, url)
+        except GcpError as error:
+            raise DeployFailed(step_name, str(error)) from None
         while True:
             try:
-                response = requests.get(url.rstrip("/") + path, timeout=5, headers=self._auth_header(url))
+                response = requests.get(url.rstrip("/") + path, timeout=5, headers=headers)
                 if response.status_code == 200:
                     return
                 last = f"HTTP {response.status_code}"
@@ -254,13 +258,6 @@ class CloudRunTarget:
             if time.monotonic() >= deadline:
                 raise DeployFailed(step_name, f"{url}{path} not ready after {timeout:g}s (last: {last})")
             time.sleep(0.5)
-
-    def _auth_header(self, url: str) -> dict:
-        """A non-public service's tag URL wants an identity token (user credentials carry one)."""
-        if self.stack.gcp.public:
-            return {}
-        token = getattr(self.clients.credentials, "id_token", None)
-        return {"Authorization": f"Bearer {token}"} if token else {}
 
     def route_commands(self, weights: dict) -> list:
         """Nothing to send ahead of a start: the candidate's update writes the whole traffic list."""

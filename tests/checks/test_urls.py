@@ -28,12 +28,16 @@ def stack(**config) -> Stack:
 ])
 def test_urls_and_tls(config, base, plain, tls):
     s = stack(**config)
-    assert (base_url_for(s), plain_url_for(s), tls_applies(s)) == (base, plain, tls)
+    assert (base_url_for(s), plain_url_for(s, base_url_for(s)), tls_applies(s, base_url_for(s))) == (base, plain, tls)
 
 
-def test_cloud_run_without_base_url_is_a_usage_error():
-    with pytest.raises(pytest.UsageError, match="shipshape:checks.base_url is required"):
-        base_url_for(stack(target="cloudrun"))
+def test_cloud_run_checks_the_service_url_unless_base_url_says_otherwise():
+    service = "https://app-x-ew.a.run.app/"
+    assert base_url_for(stack(target="cloudrun"), service) == "https://app-x-ew.a.run.app"
+    custom = stack(target="cloudrun", checks={"base_url": "https://shop.example.com"})
+    assert base_url_for(custom, service) == "https://shop.example.com"
+    with pytest.raises(pytest.UsageError, match="has `pulumi up` created it"):
+        base_url_for(stack(target="cloudrun"), "")
 
 
 def test_ca_file_must_exist(tmp_path, monkeypatch):

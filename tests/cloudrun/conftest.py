@@ -73,7 +73,7 @@ def stack_config(clone: Path, repository: str, fake, canary: dict | None = None)
 
 
 @pytest.fixture(scope="module")
-def cloudrun_stack(tmp_path_factory, fake_gcp, registry, docker_build, python_app_image,
+def cloudrun_stack(request, tmp_path_factory, fake_gcp, registry, docker_build, python_app_image,
                    postgres_server, redis_server) -> CloudRunStack:
     root = tmp_path_factory.mktemp("cloudrun")
     clone = root / "repo"
@@ -84,7 +84,7 @@ def cloudrun_stack(tmp_path_factory, fake_gcp, registry, docker_build, python_ap
     # What `pulumi up` leaves: the image it built (tag latest), the service serving it, the migrate job.
     image = pushing.push(python_app_image.tag, f"{repository}/{APP}", "latest", None, log=lambda _: None,
                          env=docker_build.env)
-    database = postgres_server.create_database("crsample")
+    database = postgres_server.create_database(f"crsample_{request.module.__name__.rsplit('.', 1)[-1]}")
     env = {"DATABASE_URL": database, "REDIS_URL": redis_server.url, "SECRET_KEY": "cloudrun-test-key",
            "UVICORN_HOST": "127.0.0.1"}  # the fake's containers share the host's network: loopback only
     fake_gcp.seed(project=PROJECT, region=REGION, service=APP, image=image, env=env, port=8080,
@@ -96,8 +96,7 @@ def cloudrun_stack(tmp_path_factory, fake_gcp, registry, docker_build, python_ap
     creds, _ = google.auth.load_credentials_from_file(str(credentials), scopes=["https://www.googleapis.com/auth/cloud-platform"])
     services = run_v2.ServicesClient(credentials=creds, transport="rest",
                                      client_options=ClientOptions(api_endpoint=fake_gcp.run_endpoint))
-    # NO_GCE_CHECK: google-auth never probes a metadata server (no traffic off loopback).
-    extra = {**docker_build.env, **access, "NO_GCE_CHECK": "True"}
+    extra = {**docker_build.env, **access}  # NO_GCE_CHECK=true comes from tests/conftest.py
     stack = CloudRunStack(root, clone, app="examples/app", site="", extra_env=extra, fake=fake_gcp,
                           services=services)
     yield stack
