@@ -19,8 +19,7 @@ def serving_faults(state: cr.CloudRunState) -> tuple[str, list[str]]:
     release recorded yet, whatever `pulumi up` made may serve.
     """
     served = cr.serving(state.service)
-    release_of = {m["revision"]: rid for rid, m in state.releases.items()}
-    seen = ", ".join(f"{rev} {pct}% (release {release_of.get(rev, '-')})" for rev, pct in served.items())
+    seen = ", ".join(f"{rev} {pct}% (release {state.release_of(rev) or '-'})" for rev, pct in served.items())
     seen = seen or "no revision serves"
     last = next((e for e in reversed(state.history) if e.outcome == "success"), None)
     if last is None:

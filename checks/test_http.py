@@ -79,8 +79,7 @@ def _serving_revisions(state) -> set[str]:
     """The releases of the revisions receiving traffic (a revision `pulumi up` made: its own name)."""
     from shipshape.targets import cloudrun_state as cr
 
-    release_of = {m["revision"]: rid for rid, m in state.releases.items()}
-    return {release_of.get(revision, revision) for revision in cr.serving(state.service)}
+    return {state.release_of(revision) or revision for revision in cr.serving(state.service)}
 
 
 def _processes_run_serving_release(facts, stack, layout, check) -> None:

@@ -384,14 +384,13 @@ class CloudRunTarget:
         for target in state.service.traffic:
             if target.tag:
                 tags[target.revision] = target.tag
-        release_of = {m["revision"]: rid for rid, m in state.releases.items()}
         lines = [f"service {self.stack.app.name} ({state.service.uri}), etag {state.service.etag[:16]}"]
         for name, revision in sorted(state.revisions.items(), key=lambda kv: kv[1].create_time, reverse=True):
             slot = next((s for s, e in state.slots.slots.items() if e and e["revision"] == name), None)
             mark = "*" if slot and slot == state.slots.live else " "
             lines.append(f"{mark} {name:<48} traffic {served.get(name, 0):>3}%  "
                          f"{'ready' if cr.is_ready(revision) else 'NOT READY'}  "
-                         f"release {release_of.get(name, '-')}" + (f"  tag {tags[name]}" if name in tags else ""))
+                         f"release {state.release_of(name) or '-'}" + (f"  tag {tags[name]}" if name in tags else ""))
         lines.append(f"lock: {lock.describe(state.lock, self.stack.name) if state.lock else 'free'}")
         return lines
 

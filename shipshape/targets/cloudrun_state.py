@@ -151,6 +151,10 @@ class CloudRunState:
         entry = self.slots.slots.get(slot) if slot else None
         return entry["revision"] if entry else None
 
+    def release_of(self, revision: str) -> str | None:
+        """The release a revision carries (for one `pulumi up` made and fab adopted: its own name)."""
+        return next((rid for rid, meta in self.releases.items() if meta["revision"] == revision), None)
+
 
 def _adopt(slots: Slots, served: dict, revisions: dict) -> str:
     """No fab release yet: the revision serving most (from `pulumi up`) becomes the live slot, to canary
