@@ -5,10 +5,9 @@ tests feed these functions services a real deploy cannot produce (statuses not s
 """
 from __future__ import annotations
 
+from shipshape.gcp import INVOKER_ROLE, PUBLIC_MEMBERS
 from shipshape.targets import cloudrun_state as cr
 
-INVOKER = "roles/run.invoker"
-PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
 HOW_TO_FIX = "`fab rollback --to RELEASE` or `fab deploy` puts fab's record and the traffic back in step"
 
 
@@ -73,9 +72,9 @@ def scaling_faults(service, revisions: dict, expected: int) -> tuple[str, list[s
 
 def invoker_faults(policy, public: bool) -> tuple[str, list[str]]:
     """allUsers may invoke the service exactly when shipshape:gcp.public says so."""
-    members = sorted({m for b in policy.bindings if b.role == INVOKER for m in b.members})
+    members = sorted({m for b in policy.bindings if b.role == INVOKER_ROLE for m in b.members})
     open_to = [m for m in members if m in PUBLIC_MEMBERS]
-    seen = f"{INVOKER}: {', '.join(members) or 'nobody'}"
+    seen = f"{INVOKER_ROLE}: {', '.join(members) or 'nobody'}"
     if open_to and not public:
         return seen, [f"{', '.join(open_to)} may invoke the service but shipshape:gcp.public is false: remove the "
                       f"binding (`gcloud run services remove-iam-policy-binding`), or `pulumi up`"]

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from infra.mocks import ProgramRun, Registered
+from shipshape.gcp import INVOKER_ROLE, PUBLIC_MEMBERS
 
 DEV_BUDGET = 500.0  # USD/month, for any stack that is not production
 PRIMITIVE_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
-PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
 WORLD = {"0.0.0.0/0", "::/0"}
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|KEY|CREDENTIAL|PRIVATE|AUTH")
 URL_WITH_CREDENTIALS = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]+@", re.I)
@@ -105,7 +105,7 @@ def _primitive_role(run, ctx):
 def _public_invoker(run, ctx):
     for resource in (r for t in INVOKER_TYPES for r in run.of_type(t)) if not ctx.public else ():
         members = set(resource.state.get("members") or [resource.state.get("member")])
-        if resource.state.get("role") == "roles/run.invoker" and members & PUBLIC_MEMBERS:
+        if resource.state.get("role") == INVOKER_ROLE and members & PUBLIC_MEMBERS:
             yield Finding("public-invoker", resource.name, "allUsers may invoke a service the config says is not public")
 
 

@@ -15,6 +15,7 @@ import pulumi_docker as docker
 import pulumi_gcp as gcp
 
 from shipshape.config import App, Cloud
+from shipshape.gcp import INVOKER_ROLE
 
 BASE_ROLES = ("roles/cloudsql.client",)
 SECRET_ACCESSOR = "roles/secretmanager.secretAccessor"
@@ -175,4 +176,4 @@ class Service(pulumi.ComponentResource):
             slug = member.split(":")[-1].split("@")[0].lower().replace(".", "-").replace("_", "-")
             gcp.cloudrunv2.ServiceIamMember(
                 f"{name}-invoker-{slug}", name=self.service.name, location=self.args.cloud.region,
-                role="roles/run.invoker", member=member, opts=self._child)
+                role=INVOKER_ROLE, member=member, opts=self._child)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 # host stack would otherwise pay at start-up for nothing.
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+INVOKER_ROLE = "roles/run.invoker"
+PUBLIC_MEMBERS = frozenset({"allUsers", "allAuthenticatedUsers"})  # members that make a service public
 LOGIN = "gcloud auth application-default login"
 
 
