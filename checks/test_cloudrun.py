@@ -15,7 +15,7 @@ def _judge(check, seen: str, faults: list[str]) -> None:
     assert not faults, "; ".join(faults)
 
 
-def test_serving_revision_is_historys(cloud, stack, check):
+def test_serving_revision_is_historys(cloud, check):
     """The revision serving is the one of the release the deploy history last recorded"""
     check.target(f"traffic and shipshape.dev/history of {cloud.state.service.name.rsplit('/', 1)[-1]}")
     _judge(check, *serving_faults(cloud.state))

@@ -63,7 +63,7 @@ class Policy:
 
     confidence: float = 0.95      # all four confidence sequences hold together with this probability
     tolerance: float = 0.05       # "not worse": at most this much above the live slot's rate
-    ceiling: float = 0.05         # max_error_rate: the observed error rate that always stops
+    ceiling: float = 0.05         # max_error_rate: an error rate above it (with confidence) always stops
     min_requests: int = 50        # the candidate's requests before it may advance
     min_seconds: float = 0.0      # the step's minimum time (shipshape:canary.interval)
 
@@ -128,7 +128,7 @@ def judge(candidate: Tally, live: Tally, policy: Policy, elapsed: float) -> Verd
             worse.append(f"error rate {_pct(candidate.rate(stream))} of {candidate.requests} requests: above the "
                          f"{policy.ceiling:.0%} ceiling with {policy.confidence:.0%} confidence (>= {_pct(c_low)})")
     if worse:
-        return Verdict("rollback", "; ".join(dict.fromkeys(worse)))
+        return Verdict("rollback", "; ".join(worse))
     if elapsed < policy.min_seconds:
         return Verdict("wait", f"{elapsed:.1f}s of the step's {policy.min_seconds:g}s")
     if candidate.requests < policy.min_requests:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from google.cloud import run_v2
 from google.iam.v1 import policy_pb2
 
 from checks.cloudrun_facts import invoker_faults, scaling_faults, serving_faults, traffic_faults

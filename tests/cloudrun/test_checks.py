@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from google.cloud import run_v2
 from google.iam.v1 import policy_pb2
 
 from shipshape.targets import cloudrun_state as cr
