@@ -23,17 +23,29 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 FAB = REPO / ".venv" / "bin" / "fab"
+# SHIPSHAPE_E2E_SHIFT=N moves every test stack below to ports + N*10000 and roots/users suffixed _sN, so a
+# second checkout (another engineer's worktree, a helper) can run these suites at the same time as this one.
+SHIFT = int(os.environ.get("SHIPSHAPE_E2E_SHIFT", "0") or 0)
+
+
+def _shifted(ports: dict) -> dict:
+    if not SHIFT:
+        return ports
+    return {key: (value + SHIFT * 10000 if isinstance(value, int) else f"{value}_s{SHIFT}")
+            for key, value in ports.items()}
+
+
 # The e2e stack lives beside the real local stack on this host (own root, user, ports, daemons), so
 # other suites using /srv/shipshape at the same time do not disturb it, nor it them.
-E2E = {"root": "/srv/shipshape_e2e", "app_user": "shipshape_e2e", "http_port": 8180, "app_port": 8101,
-       "db_port": 5434, "redis_port": 6381}
+E2E = _shifted({"root": "/srv/shipshape_e2e", "app_user": "shipshape_e2e", "http_port": 8180, "app_port": 8101,
+       "db_port": 5434, "redis_port": 6381})
 ROOT = E2E["root"]
 SITE = f"http://127.0.0.1:{E2E['http_port']}"
 
 
 # The Node sample's stack: another root, user, ports and daemons on the same host.
-NODE = {"root": "/srv/shipshape_node", "app_user": "shipshape_node", "http_port": 8380, "app_port": 8301,
-        "db_port": 5436, "redis_port": 6383}
+NODE = _shifted({"root": "/srv/shipshape_node", "app_user": "shipshape_node", "http_port": 8380, "app_port": 8301,
+        "db_port": 5436, "redis_port": 6383})
 NODE_APP = {"name": "nodesample", "repo": "examples/node-app", "kind": "node", "build": "npm ci && npm run build",
             "start": "node dist/server.js", "migrate": "node-pg-migrate up -m migrations",
             "create_account": 'APP_USER_PASSWORD="$ACCOUNT_PASSWORD" node dist/cli.js create-user '
@@ -185,10 +197,10 @@ def node_stack(tmp_path_factory) -> LocalStack:
 
 # The docker runtime's stacks: the samples as containers on the fixtures' host engine, built with the
 # build engine (two image stores, so shipping really moves layers).
-DOCKER = {"root": "/srv/shipshape_docker", "app_user": "shipshape_dk", "http_port": 8480, "app_port": 8401,
-          "db_port": 5437, "redis_port": 6384}
-DOCKER_NODE = {"root": "/srv/shipshape_dnode", "app_user": "shipshape_dn", "http_port": 8580, "app_port": 8501,
-               "db_port": 5438, "redis_port": 6385}
+DOCKER = _shifted({"root": "/srv/shipshape_docker", "app_user": "shipshape_dk", "http_port": 8480, "app_port": 8401,
+          "db_port": 5437, "redis_port": 6384})
+DOCKER_NODE = _shifted({"root": "/srv/shipshape_dnode", "app_user": "shipshape_dn", "http_port": 8580, "app_port": 8501,
+               "db_port": 5438, "redis_port": 6385})
 
 
 def _docker_extra(docker_host) -> dict:
