@@ -161,11 +161,26 @@ class Tls(Model):
 
 
 class Canary(Model):
+    """The canary: traffic steps, each judged by the sequential gate (shipshape/gate.py)."""
+
     steps: tuple[Percent, ...] = (10, 50, 100)
-    interval: Seconds = 5.0
-    max_error_rate: Ratio = 0.05
-    max_latency_ms: Annotated[int, Field(ge=1, le=60000)] = 1000
+    interval: Seconds = Field(5.0, description="each step's minimum time (s)")
+    max_error_rate: Ratio = Field(0.05, description="the absolute ceiling: above it with confidence, roll back")
+    max_latency_ms: Annotated[int, Field(ge=1, le=60000)] = Field(
+        1000, description="an answer slower than this counts as slow (the gate compares slow rates)")
     readiness_timeout: Seconds = 30.0
+    confidence: Annotated[float, Field(ge=0.5, le=0.999)] = Field(
+        0.95, description="the gate's confidence: its false alarms are bounded by 1 - confidence")
+    tolerance: Annotated[float, Field(gt=0.0, le=0.5)] = Field(
+        0.05, description="advance once the candidate is provably at most this much worse than live")
+    min_requests: Annotated[int, Field(ge=1, le=100000)] = Field(
+        50, description="requests the candidate must have answered before it may advance")
+    max_bake: Annotated[float, Field(gt=0.0, le=7200.0)] | None = Field(
+        None, description="a step without a decision by then rolls back (s); default: interval + 60")
+    probe_paths: tuple[Annotated[str, Field(pattern=r"^/")], ...] = Field(
+        (), description="safe GET paths the gate probes when real traffic is thin (readiness always)")
+    probe_rate: Annotated[float, Field(ge=0.0, le=1000.0)] = Field(
+        20.0, description="probe requests per second per slot while the gate wants more data")
 
     @field_validator("steps")
     @classmethod
@@ -173,6 +188,18 @@ class Canary(Model):
         if not steps or list(steps) != sorted(set(steps)) or steps[-1] != 100:
             raise ValueError("expected rising percentages ending at 100, e.g. [10, 50, 100]")
         return steps
+
+    @property
+    def step_limit(self) -> float:
+        """The longest a step may take before it rolls back undecided."""
+        return self.max_bake if self.max_bake is not None else self.interval + 60.0
+
+    @model_validator(mode="after")
+    def _bake_fits(self) -> "Canary":
+        if self.max_bake is not None and self.max_bake <= self.interval:
+            raise ValueError(f"max_bake ({self.max_bake:g}) must exceed interval ({self.interval:g}): a step could "
+                             "never advance")
+        return self
 
 
 class Database(Model):

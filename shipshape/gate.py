@@ -67,6 +67,12 @@ class Policy:
     min_requests: int = 50        # the candidate's requests before it may advance
     min_seconds: float = 0.0      # the step's minimum time (shipshape:canary.interval)
 
+    @classmethod
+    def of(cls, canary) -> "Policy":
+        """The policy of a stack's shipshape:canary (shipshape.config.Canary)."""
+        return cls(canary.confidence, canary.tolerance, canary.max_error_rate, canary.min_requests,
+                   canary.interval)
+
     @property
     def alpha(self) -> float:
         """The error budget of each of the four sequences (two slots, two streams)."""
@@ -81,6 +87,31 @@ class Verdict:
     @property
     def final(self) -> bool:
         return self.action in ("rollback", "advance")
+
+
+@dataclass(frozen=True)
+class Step:
+    """How one canary step ended: the verdict, both slots' tallies since the canary began, probes sent."""
+
+    action: str        # rollback | advance | undecided
+    reason: str
+    candidate: Tally
+    live: Tally
+    elapsed: float
+    probes: int = 0
+    timeline: tuple = ()   # (seconds, c.requests, c.errors, c.slow, l.requests, l.errors, l.slow) per read
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Step":
+        return cls(data["action"], data["reason"], Tally(**data["candidate"]), Tally(**data["live"]),
+                   data["elapsed"], data.get("probes", 0), tuple(map(tuple, data.get("timeline", ()))))
+
+    def summary(self) -> str:
+        c, l = self.candidate, self.live
+        probes = f", {self.probes} probe rounds" if self.probes else ""
+        return (f"{self.action} after {self.elapsed:.1f}s: candidate {c.requests} requests, error rate "
+                f"{_pct(c.rate('errors'))}, slow {_pct(c.rate('slow'))}; live {l.requests} requests, error rate "
+                f"{_pct(l.rate('errors'))}, slow {_pct(l.rate('slow'))}{probes}")
 
 
 def _log_mixture(p: float, hits: int, n: int) -> float:

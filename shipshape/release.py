@@ -96,20 +96,19 @@ class Deploy:
 
     def canary(self) -> None:
         steps = self.t.stack.canary.steps if self.live else (100,)  # nothing to compare with on a first deploy
-        offset = self.state.clock - time.time()
+        since = self.state.clock  # the target's clock at preflight: the gate weighs every answer since
         for percent in steps:
-            since = time.time() + offset
             self.done.add("traffic")
             self.gate(percent, self.t.canary_step(self.slot, other(self.idle), percent, since))
 
-    def gate(self, percent: int, stats) -> None:
-        canary = self.t.stack.canary
-        info(f"{percent}%: {stats.requests} requests, error rate {stats.error_rate:.1%}, p95 {stats.p95_ms:.0f} ms")
-        if stats.error_rate > canary.max_error_rate:
-            raise DeployFailed("canary", f"error rate {stats.error_rate:.1%} at {percent}% > "
-                               f"{canary.max_error_rate:.0%} ({stats.errors}/{stats.requests} requests)")
-        if stats.requests and stats.p95_ms > canary.max_latency_ms:
-            raise DeployFailed("canary", f"p95 latency {stats.p95_ms:.0f} ms at {percent}% > {canary.max_latency_ms} ms")
+    def gate(self, percent: int, result) -> None:
+        """The step's verdict (shipshape/gate.py): anything but advance stops the deploy, and says why."""
+        info(f"{percent}%: {result.summary()}")
+        if result.action == "rollback":
+            raise DeployFailed("canary", f"at {percent}%: {result.reason}")
+        if result.action != "advance":
+            raise DeployFailed("canary", f"no decision at {percent}% within {self.t.stack.canary.step_limit:g}s "
+                                         f"(shipshape:canary.max_bake): {result.reason}")
 
     def entry(self, outcome: str, reason: str | None = None) -> history.Entry:
         return history.Entry(self.release.id, self.artifact.sha, who(), self.started, time.time(), outcome,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from shipshape import history, lock, notify, registry
+from shipshape import gate, history, lock, notify, registry
 from shipshape import release_commands as rc
 from shipshape.build import OVERRIDE_FILE, Artifact
 from shipshape.gcp import Clients, ConcurrentChange, GcpError, invoker_headers
@@ -35,6 +35,7 @@ from shipshape.targets.common import DeployFailed
 UPDATE_TIMEOUT_S = 900   # a revision's startup probe may take minutes (startup_probe failure_threshold)
 JOB_TIMEOUT_S = 3600
 LOCK_TRIES = 5
+POLL_S = 1.0  # the canary reads Cloud Monitoring this often (Google ingests with up to ~3 min delay)
 
 
 @dataclass
@@ -281,18 +282,44 @@ class CloudRunTarget:
             raise DeployFailed("canary", f"{error}: someone changed the service during this deploy; "
                                          "their change is kept, this run stops") from None
 
-    def canary_step(self, slot: Slot, live: str, percent: int, since: float):
+    def canary_step(self, slot: Slot, live: str, percent: int, since: float) -> gate.Step:
+        """One traffic update, then the gate (shipshape/gate.py) on both revisions' request and 5xx counts
+        from Cloud Monitoring, read every POLL_S until it decides; while it wants more data, readiness probes
+        go to the candidate's tag URL (Monitoring counts them as the revision's). Latency: the candidate's
+        p95 above the bound while the live one's is not rolls back (Monitoring gives no per-request times)."""
         self.route({slot.name: percent, live: 100 - percent})
-        time.sleep(self.stack.canary.interval)
-        self._unchanged("canary")
+        canary, started, probes, timeline = self.stack.canary, time.monotonic(), 0, []
+        policy, live_revision = gate.Policy.of(canary), self.state.revision_of(live)
+        while True:
+            time.sleep(POLL_S)
+            self._unchanged("canary")
+            now, elapsed = time.time(), time.monotonic() - started
+            mine = revision_stats(self.clients, self.stack.app.name, slot.release.dir, since, now)
+            theirs = revision_stats(self.clients, self.stack.app.name, live_revision, since, now)
+            c, l = gate.Tally(mine.requests, mine.errors), gate.Tally(theirs.requests, theirs.errors)
+            timeline.append((round(elapsed, 2), c.requests, c.errors, 0, l.requests, l.errors, 0))
+            verdict = gate.judge(c, l, policy, elapsed)
+            if mine.requests and mine.p95_ms > canary.max_latency_ms >= theirs.p95_ms:
+                verdict = gate.Verdict("rollback", f"p95 latency {mine.p95_ms:.0f} ms > {canary.max_latency_ms} ms "
+                                                   f"(live {theirs.p95_ms:.0f} ms)")
+            if verdict.final or elapsed >= canary.step_limit:
+                action = verdict.action if verdict.final else "undecided"
+                return gate.Step(action, verdict.reason, c, l, elapsed, probes, tuple(timeline))
+            if verdict.action == "more-data" and canary.probe_rate:
+                probes += self._probe_candidate(max(1, int(canary.probe_rate * POLL_S)))
+
+    def _probe_candidate(self, count: int) -> int:
+        """GET readiness on the candidate's tag URL `count` times (a dead tag URL: the next read says so)."""
         url = cr.tag_urls(self.state.service).get(cr.CANDIDATE_TAG)
-        try:
-            if url:
-                self._probe(url, 0, "canary")
-        except DeployFailed:
-            self._unchanged("canary")  # a tag URL gone with someone's change says so, not "not ready"
-            raise
-        return revision_stats(self.clients, self.stack.app.name, slot.release.dir, since, time.time())
+        if not url:
+            return 0
+        headers = invoker_headers(self.clients.credentials, self.stack.gcp.public, url)
+        for _ in range(count):
+            try:
+                requests.get(url.rstrip("/") + self.stack.app.readiness_path, timeout=5, headers=headers)
+            except requests.RequestException:
+                pass  # Monitoring counts what reached the revision; a refused connection is not its answer
+        return 1
 
     def _unchanged(self, step_name: str) -> None:
         """The service still carries the etag of this run's last write, or DeployFailed (nothing written)."""

@@ -6,12 +6,13 @@ into one round trip where it can be. How processes are prepared and run is the r
 """
 from __future__ import annotations
 
+import json
 import shlex
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from shipshape import backup, history, lock, nginx, notify
+from shipshape import backup, gate, gate_watch, history, lock, nginx, notify
 from shipshape import release_commands as rc
 from shipshape.build import Artifact
 from shipshape.hoststate import HostState, parse_state, state_command, write_slots_command
@@ -23,6 +24,7 @@ from shipshape.targets.common import DeployFailed, pending_migrations
 
 MIN_FREE_KB = 512 * 1024
 LOG_TAIL = 30
+POLL_S = 0.25  # how often the canary's watcher reads the access log
 
 
 @dataclass
@@ -136,13 +138,20 @@ class VpsTarget:
     def route(self, weights: dict) -> None:
         self.runner.run_all(self.route_commands(weights))
 
-    def canary_step(self, slot: Slot, live: str, percent: int, since: float) -> nginx.TrafficStats:
-        """Move `percent` of traffic to `slot`, bake, probe readiness, read its traffic since `since`."""
+    def canary_step(self, slot: Slot, live: str, percent: int, since: float) -> gate.Step:
+        """Move `percent` of traffic to `slot`, then the watcher on the host judges the step from the access log
+        (every canary.poll) until the gate decides, probing both slots while traffic is thin; then a readiness
+        probe. One round trip; `since` is when the canary began, so evidence accumulates over the steps."""
+        canary, app = self.stack.canary, self.stack.app
+        params = {"log": self.layout.access_log, "since": since, "candidate": slot.port, "live": self.port(live),
+                  "latency_ms": canary.max_latency_ms, "policy": vars(gate.Policy.of(canary)),
+                  "probe_paths": list(dict.fromkeys([app.readiness_path, *canary.probe_paths])),
+                  "probe_rate": canary.probe_rate, "poll": POLL_S, "limit": canary.step_limit}
         out = self.runner.run_all([*self.route_commands({slot.name: percent, live: 100 - percent}),
-                                   rc.bake_command(self.stack.canary.interval),
-                                   rc.readiness_command(slot.port, self.stack.app.readiness_path, 0),
-                                   nginx.traffic_stats_command(self.layout, slot.port, since)]).stdout
-        return nginx.parse_traffic_stats(out)
+                                   Script(gate_watch.command(params)),
+                                   rc.readiness_command(slot.port, app.readiness_path, 0)]).stdout
+        verdict = next(line for line in reversed(out.splitlines()) if line.startswith('{"action"'))
+        return gate.Step.from_json(json.loads(verdict))
 
     def stop(self, slot: str) -> None:
         self.runner.run_all(self.runtime.stop(slot))

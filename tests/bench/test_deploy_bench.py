@@ -77,7 +77,7 @@ def test_overhead_subtracts_build_migrate_readiness_and_bake_and_the_breakdown_a
     figures = bench.deploy_overhead(wall_s=16.0, steps=steps, app_ready_s=1.0, bake_s=6.0)
     assert figures["overhead_s"] == pytest.approx(16.0 - 0.1 - 4.0 - 1.0 - 6.0)
     assert sum(figures["breakdown"].values()) == pytest.approx(figures["overhead_s"])
-    assert figures["breakdown"]["canary minus bake (nginx reloads, probes, stats, round trips)"] == pytest.approx(1.5)
+    assert figures["breakdown"]["canary minus the gate's time (nginx reloads, readiness, round trips)"] == pytest.approx(1.5)
     assert figures["breakdown"]["outside_steps (python start-up, ssh connect, lock, unlock, exit)"] == pytest.approx(1.1)
 
 
@@ -109,13 +109,17 @@ def test_outage(answers, expected):
 
 
 def test_counts_and_canary_windows_from_fab_output():
-    output = ("    10%: 93 requests, error rate 0.0%, p95 12 ms\n    100%: 480 requests, error rate 1.5%, p95 30 ms\n"
+    output = ("    10%: advance after 2.3s: candidate 93 requests, error rate 0.0%, slow 0.0%; live 837 requests, "
+              "error rate 0.0%, slow 0.0%\n    100%: rollback after 0.5s: candidate 480 requests, error rate 1.5%, "
+              "slow 2.0%; live 900 requests, error rate 0.0%, slow 0.0%, 3 probe rounds\n"
               "    deployed 20261121114712-47575690b96d in 13 SSH round trips\nbench: 13 SSH commands\n")
     assert bench.round_trips_printed(output) == 13
     assert bench.ssh_commands_counted(output) == 13
     assert bench.canary_windows(output) == [
-        {"percent": 10, "requests": 93, "error_rate_pct": 0.0, "p95_ms": 12},
-        {"percent": 100, "requests": 480, "error_rate_pct": 1.5, "p95_ms": 30}]
+        {"percent": 10, "action": "advance", "seconds": 2.3, "requests": 93, "error_rate_pct": 0.0,
+         "slow_pct": 0.0, "live_requests": 837},
+        {"percent": 100, "action": "rollback", "seconds": 0.5, "requests": 480, "error_rate_pct": 1.5,
+         "slow_pct": 2.0, "live_requests": 900}]
     assert bench.round_trips_printed("deploy failed at step canary") is None
 
 

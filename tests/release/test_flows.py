@@ -88,8 +88,10 @@ class FakeHost:
             return Outcome(stderr=f"boom at {self.fail_on}", return_code=1)
         if HEREDOC in text:  # the state read
             return Outcome(self.state)
-        if "tac " in text:  # the canary's traffic read
-            return Outcome("requests=40 errors=0 p95_ms=12.0\nnow=1001.0\n")
+        if "SHIPSHAPE_GATE" in text:  # the canary's watcher (shipshape/gate_watch.py): the gate advances
+            return Outcome(json.dumps({"action": "advance", "reason": "not worse", "elapsed": 0.5, "probes": 0,
+                                       "candidate": {"requests": 60, "errors": 0, "slow": 0},
+                                       "live": {"requests": 540, "errors": 0, "slow": 0}}) + "\n")
         return Outcome()
 
     def put(self, local: str, remote: str):
@@ -145,7 +147,7 @@ DEPLOY_FAILURES = [
     ("migrate", "exec alembic upgrade head", [], "failed"),
     ("start", "pm2 start", ["tail -n 30 /srv/t/logs/sample-b.log", STOP_B], "failed"),
     ("start", "/srv/t/static/slot-b.new", ["tail -n 30 /srv/t/logs/sample-b.log", STOP_B], "failed"),
-    ("canary", "sleep 0", [ROUTE_BACK, STOP_B], "rolled_back"),
+    ("canary", "SHIPSHAPE_GATE", [ROUTE_BACK, STOP_B], "rolled_back"),
     ("promote", "slots.json.tmp", [ROUTE_BACK, STOP_B], "rolled_back"),
 ]
 
