@@ -180,7 +180,7 @@ class Canary(Model):
     probe_paths: tuple[Annotated[str, Field(pattern=r"^/")], ...] = Field(
         (), description="safe GET paths the gate probes when real traffic is thin (readiness always)")
     probe_rate: Annotated[float, Field(ge=0.0, le=1000.0)] = Field(
-        20.0, description="probe requests per second per slot while the gate wants more data")
+        50.0, description="probe requests per second per slot while the gate wants more data")
 
     @field_validator("steps")
     @classmethod
