@@ -111,21 +111,26 @@ def lock(c, stack="local"):
     print(f"stack {stack} is not locked" if holder is None else locking.describe(holder, stack))
 
 
-@task(help={"stack": STACK_HELP, "force": "remove the lock even if its owner may still be running"})
+@task(help={"stack": STACK_HELP, "force": "remove the lock even while its task runs (on a host: stops its holder)"})
 def unlock(c, stack="local", force=False):
-    """Remove a stale deploy lock (its process is dead, or it is hours old); --force removes any lock.
+    """Remove a stale deploy lock; --force removes any lock.
+
+    On a host a deploy's lock is held by a process tied to its SSH session: when the deploy dies (killed,
+    connection lost) the next deploy cleans up after it on its own, so `fab unlock` is rarely needed. A
+    running task's lock is only removed with --force, which stops its holder (the task then stops at its
+    next step). A lock file written by an older shipshape is stale when its pid is dead or it is hours old.
 
     Example: fab unlock --stack prod            (or: fab unlock --stack prod --force)
     """
     settings = load_or_exit(stack)
     if settings.is_cloud:
         with cloud_target(settings) as t:
-            _unlock(stack, t.read_state().lock, force, t.break_lock)
+            _unlock(stack, t.read_state().lock, force, lambda holder: t.break_lock(holder.raw))
         return
     layout = layout_for(settings)
     with host_runner(settings) as runner:
         _unlock(stack, locking.status(runner, layout), force,
-                lambda raw: runner.run(locking.release_command(layout, expected=raw)))
+                lambda holder: runner.run(locking.break_command(layout, holder)))
 
 
 def _unlock(stack: str, holder, force: bool, remove) -> None:
@@ -136,5 +141,5 @@ def _unlock(stack: str, holder, force: bool, remove) -> None:
     if not stale and not force:
         fail(locking.describe(holder, stack) + "\nit may still be running: pass --force if you are sure")
     with step(f"remove the lock held by {holder.who} ({holder.task})"):
-        remove(holder.raw)
+        remove(holder)
         info(f"it was {stale}" if stale else "forced")

@@ -58,6 +58,24 @@ def read_json(path):
         return None, f"{type(error).__name__}: {error}"
 
 
+def lock_held(lock_file):
+    """Whether a live process holds the deploy lock's flock (shipshape/lock_holder.py); None: no lock file."""
+    if not os.path.exists(lock_file):
+        return None
+    import fcntl
+    try:
+        fd = os.open(lock_file + ".flock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def read_text(path):
     """The file's text, or None when it does not exist."""
     try:
@@ -204,7 +222,7 @@ SECTIONS = {
     "nginx_test": lambda h: {"nginx_test": run(["sh", "-c", h.params["nginx_test"]])},
     "weights": lambda h: {"commands": {"weights": shell(h.params, "weights")}},
     "processes": lambda h: {"commands": {"processes": shell(h.params, "processes")}},
-    "lock": lambda h: {"lock": read_text(h.params["lock_file"])},
+    "lock": lambda h: {"lock": read_text(h.params["lock_file"]), "lock_held": lock_held(h.params["lock_file"])},
     "database": lambda h: {"database": {"ready": database_ready(h.params)}},
     "schema": lambda h: {"database": {"revision": schema(h.params, h.secrets)}},
     "redis": lambda h: {"redis": redis(h.params, h.secrets)},

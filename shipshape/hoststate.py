@@ -90,7 +90,7 @@ class HostState:
             clock=float(raw.get("now") or 0), slots=Slots.from_dict(facts.slots), releases=raw.get("releases") or {},
             disk_kb=int(raw.get("disk_available_kb") or 0), nginx_ok=nginx_test["rc"] == 0,
             nginx_error=nginx_test["output"], weights=facts.nginx_weights(stack),
-            processes=facts.process_states(runtime), lock=lock.parse(raw.get("lock") or ""),
+            processes=facts.process_states(runtime), lock=lock.parse(raw.get("lock") or "", raw.get("lock_held")),
             # No alembic_version table (a first deploy) or no database: nothing applied yet.
             schema=set(revision["output"].split()) if revision.get("rc") == 0 else set(),
             has_artifact=bool(raw.get("artifact")), secrets=list(facts.mask))

@@ -36,7 +36,7 @@ def already_serving(state, artifact: Artifact) -> bool:
 
 def deploy(t: ReleaseTarget, artifact: Artifact) -> str | None:
     """Ship `artifact` to the target; returns the new release id (None: it already serves)."""
-    with t.locked("deploy"):
+    with t.locked("deploy", artifact):
         with step("preflight (state, disk, nginx -t, migrations)"):
             state = t.read_state(artifact)
             for note in t.preflight(state, artifact):
@@ -83,8 +83,10 @@ class Deploy:
         return self.release.id
 
     def phase(self, name: str, title: str):
-        """A step of the flow: remembered for the undo and the history, shown with its title."""
+        """A step of the flow: remembered for the undo and the history, noted in the lock (a run that finds
+        this one interrupted cleans up after it), shown with its title."""
         self.step = name
+        self.t.note(step=name, slot=self.idle, release=self.release.id, git_sha=self.artifact.sha)
         return step(title)
 
     def start(self) -> None:

@@ -91,6 +91,29 @@ class Runner:
         """Run commands in one round trip, stopping at the first that fails."""
         return self.run(chain(commands), **kwargs)
 
+    def open(self, command: Command) -> "Stream":
+        """Start a long-running command with its stdin open (the deploy lock's holder): lines both ways."""
+        text = render(command)
+        self.count += 1
+        if self.log:
+            self.log(self._mask(text))
+        client = getattr(self.connection, "client", None)
+        if client is not None:  # Fabric's Connection: a second channel on its SSH transport
+            self.connection.open()
+            channel = client.get_transport().open_session()
+            channel.exec_command(text)
+            parts = (channel.makefile("rb").readline, channel.sendall, channel.shutdown_write,
+                     lambda: not channel.exit_status_ready())
+        elif hasattr(self.connection, "open_stream"):  # a test double
+            parts = self.connection.open_stream(text)
+        else:  # a local invoke.Context: the tests' "host" is this machine
+            import subprocess
+            proc = subprocess.Popen(["/bin/sh", "-c", text], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL)
+            parts = (proc.stdout.readline, lambda data: (proc.stdin.write(data), proc.stdin.flush()),
+                     proc.stdin.close, lambda: proc.poll() is None)
+        return Stream(*parts, self._mask)
+
     def put(self, local: Path | str, remote: str) -> None:
         self.count += 1
         if self.log:
@@ -99,6 +122,40 @@ class Runner:
 
     def _mask(self, text: str) -> str:
         return mask(text, self.secrets)
+
+
+@dataclass
+class Stream:
+    """A command still running on the host: read its output lines, send it lines, end its input."""
+
+    _readline: Callable[[], bytes]
+    _send: Callable[[bytes], object]
+    _end: Callable[[], object]
+    _running: Callable[[], bool]
+    _mask: Callable[[str], str]
+
+    def readline(self) -> str:
+        """The next output line (masked), '' at the end of its output."""
+        return self._mask(self._readline().decode(errors="replace"))
+
+    def send(self, line: str) -> bool:
+        """Send one line; False when the command has gone (its input is closed)."""
+        try:
+            self._send((line + "\n").encode())
+            return True
+        except (OSError, EOFError, ValueError):
+            return False
+
+    def end(self) -> None:
+        """Close its input (the command sees EOF)."""
+        try:
+            self._end()
+        except (OSError, EOFError, ValueError):
+            pass
+
+    @property
+    def running(self) -> bool:
+        return self._running()
 
 
 def connect(host, root: Path, connect_timeout: float = 10.0):

@@ -85,12 +85,15 @@ class CloudRunTarget:
 
     # -- the lock: an annotation written with the etag ------------------------------------------------
     @contextmanager
-    def locked(self, task: str):
+    def locked(self, task: str, artifact=None):
         self._acquire(task)
         try:
             yield
         finally:
             self._release()
+
+    def note(self, **fields) -> None:
+        """The lock is an annotation: every write would change the etag the deploy guards with. Nothing noted."""
 
     def _acquire(self, task: str) -> None:
         owner = json.dumps(lock.owner(task), sort_keys=True)

@@ -25,6 +25,7 @@ from shipshape.targets.common import DeployFailed, pending_migrations
 MIN_FREE_KB = 512 * 1024
 LOG_TAIL = 30
 POLL_S = 0.25  # how often the canary's watcher reads the access log
+CANDIDATE_STEPS = ("start", "canary", "promote")  # an interrupted deploy's candidate may be running
 
 
 @dataclass
@@ -35,14 +36,25 @@ class VpsTarget:
     runtime: object
     accounts: list = field(default_factory=list)  # (username, role, Sensitive password) to create
     env: dict = field(default_factory=dict)       # the release env file: NAME -> value (plain or Sensitive)
+    hold: lock.Hold | None = None                 # the deploy lock, while this run holds it
+    prefetched: tuple | None = None               # (artifact id, HostState) read with the lock
 
     # -- reading ---------------------------------------------------------------------------------
     def port(self, slot: str) -> int:
         return nginx.slot_ports(self.stack)[slot]
 
     def read_state(self, artifact: Artifact | None = None) -> HostState:
-        command = state_command(self.stack, self.layout, self.runtime, artifact and artifact.id)
-        state = parse_state(self.runner.run(command).stdout, self.stack, self.runtime)
+        """The host's state; the first read under the lock is the one the lock's round trip brought."""
+        if self.prefetched and self.prefetched[0] == (artifact and artifact.id):
+            state, self.prefetched = self.prefetched[1], None
+            return state
+        return self._state(self.runner.run(self._state_command(artifact)).stdout)
+
+    def _state_command(self, artifact: Artifact | None):
+        return state_command(self.stack, self.layout, self.runtime, artifact and artifact.id)
+
+    def _state(self, stdout: str) -> HostState:
+        state = parse_state(stdout, self.stack, self.runtime)
         self.runner.add_secret(*state.secrets)
         return state
 
@@ -57,9 +69,51 @@ class VpsTarget:
         return Slot(name, self.port(name), release)
 
     @contextmanager
-    def locked(self, task: str):
-        with lock.held(self.runner, self.layout, task, stack=self.stack.name):
-            yield
+    def locked(self, task: str, artifact: Artifact | None = None):
+        """The deploy lock and the host's state in one round trip. A task that died holding the lock (no
+        process holds it any more) is reported and cleaned up after first."""
+        with lock.held(self.runner, self.layout, task, stack=self.stack.name,
+                       state=self._state_command(artifact)) as hold:
+            self.hold = hold
+            try:
+                state = self._state(hold.state_text)
+                if hold.interrupted:
+                    self.recover(hold.interrupted, state)
+                    state = self._state(self.runner.run(self._state_command(artifact)).stdout)
+                self.prefetched = (artifact and artifact.id, state)
+                yield
+            finally:
+                self.hold, self.prefetched = None, None
+
+    def note(self, **fields) -> None:
+        """Tell the lock what this run is doing (`fab lock` shows it; the next run recovers from it). Stops
+        the run if its lock is gone (this process was suspended too long, or its connection dropped)."""
+        if self.hold is None:
+            return
+        if self.hold.lost:
+            raise DeployFailed("lock", "the deploy lock's holder on the host is gone (this run was suspended or "
+                                       "its connection dropped): stopping before anything else changes")
+        self.hold.note(**fields)
+
+    def recover(self, was: lock.LockInfo, state: HostState) -> None:
+        """After a task that died holding the lock: traffic back on the live slot, a candidate it started
+        stopped, and an entry in the history; each said."""
+        live, fields = state.slots.live, was.fields
+        info(f"found an interrupted {was.task} by {was.who}" + (f" at step {was.step}" if was.step else "")
+             + f", {lock.format_age(was.age(state.clock))} ago: no process holds its lock; cleaning up")
+        if live and any(weight for slot, weight in state.weights.items() if slot != live):
+            self.route({live: 100, other(live): 0})
+            info(f"traffic back on slot {live} ({state.slots.release(live)})")
+        candidate = fields.get("slot")
+        proc = state.processes.get(candidate) if candidate else None
+        if candidate and candidate != live and was.step in CANDIDATE_STEPS and proc is not None:
+            self.stop(candidate)
+            info(f"its candidate in slot {candidate} ({fields.get('release', '?')}) stopped")
+        if fields.get("release"):
+            self.record(history.Entry(fields["release"], fields.get("git_sha", ""), was.who, was.started,
+                                      state.clock, "rolled_back" if was.step in ("canary", "promote") else "failed",
+                                      "deploy", was.step, "interrupted: the deploying process died or lost its "
+                                      f"connection; cleaned up by {lock.who()}"))
 
     # -- deploy verbs ------------------------------------------------------------------------------
     def preflight(self, state: HostState, artifact: Artifact) -> list[str]:

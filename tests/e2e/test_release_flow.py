@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -126,13 +127,21 @@ def test_bad_release_is_rolled_back_by_the_canary_gate(local_stack):
     local_stack.commit("e2e: good again", remove=("shipshape.env",))
 
 
-def test_second_deploy_is_refused_naming_the_lock_owner_and_stale_lock_recovers(local_stack):
-    owner = json.dumps({"who": "alice@elsewhere", "pid": 4242, "task": "deploy", "started": int(time.time()) - 9000})
-    host_sh(f"printf '%s\\n' '{owner}' > {ROOT}/state/lock")
+def test_a_lock_file_from_before_the_holder_blocks_until_unlocked_or_hours_old(local_stack):
+    def plant(age: int):
+        owner = json.dumps({"who": "alice@elsewhere", "pid": 4242, "task": "deploy", "started": int(time.time()) - age})
+        host_sh(f"printf '%s\\n' '{owner}' > {ROOT}/state/lock")
+    plant(60)
     refused = local_stack.fab("deploy", check=False)
     assert refused.returncode == 3 and "alice@elsewhere" in refused.stderr, refused.stderr
-    local_stack.fab("unlock")
+    local_stack.fab("unlock", "--force")
+    local_stack.commit("e2e: after a forced unlock")
     local_stack.fab("deploy")
+    plant(9000)  # older than any deploy: the next one takes over on its own
+    local_stack.commit("e2e: after an abandoned lock")
+    done = local_stack.fab("deploy")
+    out = done.stdout + done.stderr
+    assert "found an interrupted deploy by alice@elsewhere" in out, out
     assert "alice" not in host_sh(f"cat {ROOT}/state/lock 2>/dev/null || true")
 
 
@@ -147,15 +156,31 @@ def test_two_deploys_at_once_the_second_is_refused(local_stack):
     assert second.returncode == 3 and "root@" in second.stderr, second.stderr  # names the owner
 
 
-@pytest.mark.parametrize("marker", ["==> migrate", "==> start", "==> canary"])
-def test_sigkill_mid_deploy_leaves_the_site_serving(local_stack, marker):
+STEPS = ["upload", "prepare", "backup", "migrate", "start", "canary", "promote"]
+
+
+@pytest.mark.parametrize("marker", ["==> prepare", "==> migrate", "==> start", "==> canary"])
+def test_sigkill_mid_deploy_leaves_the_site_serving_and_the_next_deploy_proceeds(local_stack, marker):
     before = served_sha()
     local_stack.commit(f"e2e: killed at {marker}")
     deploy_killed_at(local_stack, marker)
     assert http("/healthz")[0] == 200 and served_sha() in {before, *local_stack_shas(local_stack)}
-    local_stack.fab("unlock", "--force", check=False)
-    local_stack.fab("deploy")
-    assert http("/readyz")[0] == 200
+    shown = local_stack.fab("lock").stdout  # `fab lock` prints to stdout
+    step = re.search(r", at (\w+)\) for ", shown).group(1)  # the step the lock last noted: the marker's or later
+    assert STEPS.index(step) >= STEPS.index(marker.split()[-1]) and "was interrupted" in shown, shown
+    done = local_stack.fab("deploy")  # no `fab unlock`: the lock died with its deploy
+    out = done.stdout + done.stderr
+    assert "found an interrupted deploy by root@" in out and f"at step {step}" in out, out
+    if step in ("start", "canary"):
+        assert "its candidate in slot" in out, out
+    assert http("/readyz")[0] == 200 and served_sha() == head(local_stack)
+    interrupted, shipped = history()[-2:]
+    assert (interrupted["step"], interrupted["reason"].split(":")[0], shipped["outcome"]) == \
+        (step, "interrupted", "success"), (interrupted, shipped)
+
+
+def head(local_stack) -> str:
+    return host_sh(f"git -C {local_stack.clone} rev-parse HEAD").strip()
 
 
 def local_stack_shas(local_stack) -> set:

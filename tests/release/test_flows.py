@@ -80,6 +80,7 @@ class FakeHost:
     fail_on: str | None = None
     commands: list = field(default_factory=list)
     failed_at: int | None = None
+    notes: list = field(default_factory=list)  # what the task noted in its lock
 
     def run(self, text: str, **_):
         self.commands.append(text)
@@ -93,6 +94,21 @@ class FakeHost:
                                        "candidate": {"requests": 60, "errors": 0, "slow": 0},
                                        "live": {"requests": 540, "errors": 0, "slow": 0}}) + "\n")
         return Outcome()
+
+    def open_stream(self, text: str):
+        """The deploy lock's holder: it takes the lock, prints the state, and records what the task sends."""
+        self.commands.append("lock holder")
+        out = [b"state-begin\n", *(line.encode() + b"\n" for line in self.state.splitlines()), b"state-end\n",
+               b"held\n"]
+
+        def send(data: bytes):
+            line = data.decode().strip()
+            if line == "release":
+                self.commands.append("lock: release")
+                out.append(b"released\n")
+            elif line.startswith("note "):
+                self.notes.append(json.loads(line[5:]))
+        return (lambda: out.pop(0) if out else b""), send, lambda: None, lambda: True
 
     def put(self, local: str, remote: str):
         if self.run(f"put {remote}").return_code:
@@ -161,7 +177,7 @@ def test_a_deploy_failing_at_each_step_undoes_exactly_what_it_did(step, marker, 
         deploy(target(host), artifact)
     assert failed.value.step == step and f"boom at {marker}" in failed.value.reason
     sent = host.after_failure()
-    expected = [*undo, "history.jsonl", "rm -f /srv/t/state/lock"]  # then the lock is released
+    expected = [*undo, "history.jsonl", "lock: release"]  # then the lock is released
     found = [next((i for i, text in enumerate(sent) if mark in text), None) for mark in expected]
     assert None not in found and found == sorted(found), f"expected {expected} in order after the failure:\n{sent}"
     assert len(sent) == len(expected), sent  # nothing else: no stray undo
@@ -175,11 +191,15 @@ def test_a_deploy_failing_at_each_step_undoes_exactly_what_it_did(step, marker, 
 def test_a_deploy_that_succeeds_runs_every_step_once_in_order(artifact):
     host = FakeHost(state_output(SERVING_A, [proc("a", "r0"), proc("b", "r1")]))
     release = deploy(target(host), artifact)
-    order = ["set -o noclobber", HEREDOC, "put ", "tar -xzf", "pg_dump", "exec alembic upgrade head",
+    order = ["lock holder", "put ", "tar -xzf", "pg_dump", "exec alembic upgrade head",
              "ACCOUNTS=$(cat)", "pm2 start", "weight=10 ", "weight=50 ", "weight=100 max_fails=0;  # slot b",
-             "slots.json.tmp", "rm -f /srv/t/state/lock"]
+             "slots.json.tmp", "lock: release"]
     found = [next(i for i, text in enumerate(host.commands) if mark in text) for mark in order]
     assert found == sorted(found)
+    assert not any(HEREDOC in text for text in host.commands)  # the state came with the lock: one round trip
+    assert [note["step"] for note in host.notes] == ["upload", "prepare", "backup", "migrate", "start", "canary",
+                                                     "promote"]
+    assert {(note["slot"], note["release"]) for note in host.notes} == {("b", release)}
     assert history_lines(host)[-1]["outcome"] == "success" and history_lines(host)[-1]["release"] == release
     promote = next(text for text in host.commands if "slots.json.tmp" in text)
     assert f'"release": "{release}"' in promote and '"live": "b"' in promote
