@@ -7,8 +7,8 @@
 A report stays a few KB (the history is one JSON line per deploy, and on Cloud Run an annotation): times
 are rounded to 0.01 s and each step's timeline is cut to at most POINTS reads, its first and last kept.
 Times are seconds from the deploy's start (`Entry.started`); a step's timeline counts from when the
-gate's watcher began reading, just after the step moved the weights, and its tallies are cumulative since
-the canary began. matplotlib is imported in png() only: `fab` starts without it.
+gate's watcher began reading, just after the step moved the weights, and its tallies are what the gate
+weighed (answers since the canary began, plus on a host this step's own probes). matplotlib is imported in png() only: `fab` starts without it.
 """
 from __future__ import annotations
 
@@ -57,22 +57,23 @@ def build(phases: list[dict], steps: list[dict]) -> dict:
 
 
 def series(report: dict) -> dict:
-    """The chart's data, x in seconds since the canary began: per slot cumulative requests and error
-    rate (%, None before its first request), each step's start, and each gate decision (x, action)."""
+    """The chart's data, x in seconds since the canary began: one segment per step (x, and per slot the
+    requests the gate counted and the error rate in %, None before a first request), each step's start
+    and percent, and each gate decision (x, action)."""
     steps = report.get("steps") or []
     began = steps[0]["start"] if steps else 0.0
-    data = {"x": [], "steps": [], "decisions": []}
-    for slot in ("candidate", "live"):
-        data[slot] = {"requests": [], "error_pct": []}
+    data = {"segments": [], "steps": [], "decisions": []}
     for s in steps:
         offset = s["start"] - began
         data["steps"].append((round(offset, 2), s["percent"]))
         data["decisions"].append((round(offset + s["elapsed"], 2), s["action"]))
+        segment = {"x": [], "candidate": {"requests": [], "error_pct": []}, "live": {"requests": [], "error_pct": []}}
         for seconds, *counts in s["timeline"]:
-            data["x"].append(round(offset + seconds, 2))
+            segment["x"].append(round(offset + seconds, 2))
             for slot, (requests, errors, _slow) in zip(("candidate", "live"), (counts[:3], counts[3:])):
-                data[slot]["requests"].append(requests)
-                data[slot]["error_pct"].append(round(100 * errors / requests, 2) if requests else None)
+                segment[slot]["requests"].append(requests)
+                segment[slot]["error_pct"].append(round(100 * errors / requests, 2) if requests else None)
+        data["segments"].append(segment)
     return data
 
 
@@ -131,21 +132,26 @@ def png(entry, path: Path) -> Path:
 
 def _canary_panels(figure, data: dict) -> None:
     requests, errors = figure.subplots(2, 1, sharex=True)
-    for slot, style in (("candidate", "tab:blue"), ("live", "tab:gray")):
-        requests.plot(data["x"], data[slot]["requests"], color=style, label=slot)
-        rates = [float("nan") if v is None else v for v in data[slot]["error_pct"]]
-        errors.plot(data["x"], rates, color=style, label=slot)
-    for axes in (requests, errors):
-        for x, percent in data["steps"]:
-            axes.axvline(x, color="black", linestyle=":", linewidth=1)
+    highest = 0.0
+    for slot, style in (("live", dict(color="tab:gray", linestyle="--")), ("candidate", dict(color="tab:blue"))):
+        for n, segment in enumerate(data["segments"]):
+            rates = [float("nan") if v is None else v for v in segment[slot]["error_pct"]]
+            highest = max([highest, *(v for v in rates if v == v)])
+            label = slot if n == 0 else None
+            requests.plot(segment["x"], segment[slot]["requests"], label=label, **style)
+            errors.plot(segment["x"], rates, label=label, **style)
     for x, percent in data["steps"]:
+        for axes in (requests, errors):
+            axes.axvline(x, color="black", linestyle=":", linewidth=1)
         requests.annotate(f"{percent}%", (x, 1), xycoords=("data", "axes fraction"), xytext=(3, -12),
                           textcoords="offset points")
     for x, action in data["decisions"]:
-        errors.axvline(x, color=ACTION_COLOR.get(action, "black"), linewidth=1.5)
+        color = ACTION_COLOR.get(action, "black")
+        errors.axvline(x, color=color, linewidth=1.5)
         errors.annotate(action, (x, 1), xycoords=("data", "axes fraction"), xytext=(-3, -12), ha="right",
-                        textcoords="offset points", color=ACTION_COLOR.get(action, "black"))
-    requests.set_ylabel("requests (cumulative)")
+                        textcoords="offset points", color=color)
+    errors.set_ylim(0, max(1.0, highest * 1.2))
+    requests.set_ylabel("requests counted by the gate")
     errors.set_ylabel("error rate (%)")
     errors.set_xlabel("seconds since the canary began")
     requests.legend(loc="center left")

@@ -46,12 +46,15 @@ def test_a_report_stays_a_few_kb_in_its_history_line():
     assert json.loads(line)["report"]["steps"][2]["percent"] == 100
 
 
-def test_the_chart_series_runs_over_the_whole_canary():
+def test_the_chart_series_has_one_segment_per_step_over_the_whole_canary():
     data = report.series(SUCCESS().report)
     assert [p for _, p in data["steps"]] == [10, 50, 100] and data["steps"][0] == (0.0, 10)
     assert data["steps"][1][0] == 3.0 and data["decisions"][0] == (2.0, "advance")
-    assert data["x"] == sorted(data["x"]) and len(data["x"]) == 9 + 5 + report.POINTS
-    assert data["candidate"]["error_pct"][0] is None and data["live"]["error_pct"][-1] > 0
+    xs = [x for segment in data["segments"] for x in segment["x"]]
+    assert xs == sorted(xs) and [len(s["x"]) for s in data["segments"]] == [9, 5, report.POINTS]
+    first, last = data["segments"][0], data["segments"][-1]
+    assert first["candidate"]["error_pct"][0] is None and first["candidate"]["requests"][-1] == 80
+    assert last["live"]["error_pct"][-1] == round(100 * 4 / (1080 + 90 * 199), 2)
 
 
 def test_markdown_of_a_success_names_each_phase_and_step():
