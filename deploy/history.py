@@ -5,6 +5,7 @@ import sys
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 
 from fabric import task
 from rich.console import Console
@@ -73,19 +74,38 @@ def dora_lines(m: audit.Metrics) -> list[str]:
             f"  time to restore (median)                {span(m.time_to_restore_s)}"]
 
 
-@task(help={"stack": STACK_HELP, "limit": "how many deploys to list (default: 10)"})
-def releases(c, stack="local", limit=10):
+def report_entry(entries: list[audit.Entry], release: str, stack: str) -> audit.Entry:
+    """The newest entry of `release` that carries a report, or a one-line error (exit 2 unknown, 1 none)."""
+    mine = [e for e in entries if e.release == release]
+    if not mine:
+        newest = ", ".join(e.release for e in reversed(entries[-3:])) or "none"
+        fail(f"release {release} is not in the history of stack {stack} (newest: {newest})", 2)
+    reported = [e for e in mine if e.report]
+    if not reported:
+        fail(f"release {release} has no report: it was deployed before deploys wrote one", 1)
+    return reported[-1]
+
+
+@task(help={"stack": STACK_HELP, "limit": "how many deploys to list (default: 10)",
+            "report": "write that release's deploy report: <release>.md and <release>.png (docs/deploy.md)",
+            "out": "directory for --report's files (default: reports/ in the project root)"})
+def releases(c, stack="local", limit=10, report=None, out=None):
     """Show the last deploys and rollbacks (release, sha, who, when, duration, outcome) and the DORA figures.
 
+    --report RELEASE writes the report of that release's newest deploy instead: <release>.md (phase timings,
+    the canary gate's decisions per step) and <release>.png (per slot requests and error rate over the canary,
+    where each step began, each decision), in --out (default: reports/ in the project root); prints both paths.
+
     Example: fab releases --stack prod --limit 20
+             fab releases --report 20261121120000-0123456789ab --out /tmp
     """
     settings = load_or_exit(stack)
-    if settings.is_cloud:
-        with step(f"read history on Cloud Run service {settings.app.name}"), cloud_target(settings) as t:
-            entries = t.read_state().history
-    else:
-        with step(f"read history on {settings.host.address}"), host_runner(settings) as runner:
-            entries = audit.parse(runner.run(audit.read_command(layout_for(settings))).stdout)
+    entries = read_history(settings)
+    if report:
+        from shipshape import report as deploy_report  # matplotlib: only for this
+        paths = deploy_report.write(report_entry(entries, report, stack), Path(out or find_root() / "reports"))
+        print("\n".join(map(str, paths)))
+        return
     if not entries:
         print(f"no deploys recorded on stack {stack} yet")
         return
@@ -93,6 +113,14 @@ def releases(c, stack="local", limit=10):
     out.print(releases_table(entries, int(limit)))
     for line in dora_lines(audit.metrics(entries, now=time.time())):
         out.print(line, markup=False)
+
+
+def read_history(settings) -> list[audit.Entry]:
+    if settings.is_cloud:
+        with step(f"read history on Cloud Run service {settings.app.name}"), cloud_target(settings) as t:
+            return t.read_state().history
+    with step(f"read history on {settings.host.address}"), host_runner(settings) as runner:
+        return audit.parse(runner.run(audit.read_command(layout_for(settings))).stdout)
 
 
 @task(help={"stack": STACK_HELP})

@@ -37,6 +37,7 @@ class Entry:
     step: str | None = None
     reason: str | None = None
     committed: float | None = None
+    report: dict | None = None    # a deploy's phases and canary steps (shipshape/report.py); None before
 
     def __post_init__(self):
         if self.outcome not in OUTCOMES:
@@ -68,6 +69,8 @@ class Metrics:
 def to_json(entry: Entry, secrets=()) -> str:
     """One line; `reason` (free text from an error) is masked again in case a secret slipped in."""
     data = {**asdict(entry), "duration_s": entry.duration_s}
+    if entry.report is None:
+        del data["report"]  # rollbacks, and lines as they were before reports
     if entry.reason:
         data["reason"] = mask(entry.reason, secrets).replace("\n", " ")[:500]
     return json.dumps(data, sort_keys=True)

@@ -8,9 +8,10 @@ slot, the new process stopped, slots.json untouched; the history and the webhook
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from datetime import datetime
 
-from shipshape import history
+from shipshape import history, report
 from shipshape import release_commands as rc
 from shipshape.build import Artifact
 from shipshape.layout import other
@@ -56,6 +57,7 @@ class Deploy:
         self.live, self.idle = state.slots.live, state.slots.idle
         self.release = t.new_release(rc.new_release_id(artifact.sha, "dirty" in artifact.id), artifact)
         self.slot = t.slot(self.idle, self.release)
+        self.phases, self.steps = [], []  # the entry's report (shipshape/report.py)
 
     def run(self) -> str:
         t, app, canary = self.t, self.t.stack.app, self.t.stack.canary
@@ -82,12 +84,20 @@ class Deploy:
         t.notify("success", self.entry("success"))
         return self.release.id
 
+    @contextmanager
     def phase(self, name: str, title: str):
-        """A step of the flow: remembered for the undo and the history, noted in the lock (a run that finds
-        this one interrupted cleans up after it), shown with its title."""
-        self.step = name
+        """A step of the flow: remembered for the undo, the history and its report, noted in the lock (a run
+        that finds this one interrupted cleans up after it), shown with its title."""
+        self.step, began = name, time.time()
         self.t.note(step=name, slot=self.idle, release=self.release.id, git_sha=self.artifact.sha)
-        return step(title)
+        self.phases.append(report.phase(name, began - self.started))
+        outcome = "failed"
+        try:
+            with step(title):
+                yield
+            outcome = "ok"
+        finally:
+            self.phases[-1] = report.phase(name, began - self.started, time.time() - began, outcome)
 
     def start(self) -> None:
         back = []
@@ -106,6 +116,8 @@ class Deploy:
     def gate(self, percent: int, result) -> None:
         """The step's verdict (shipshape/gate.py): anything but advance stops the deploy, and says why."""
         info(f"{percent}%: {result.summary()}")
+        start = report.step_start(self.phases, self.steps)
+        self.steps.append(report.canary_step(percent, result, start, time.time() - self.started))
         if result.action == "rollback":
             raise DeployFailed("canary", f"at {percent}%: {result.reason}")
         if result.action != "advance":
@@ -115,7 +127,7 @@ class Deploy:
     def entry(self, outcome: str, reason: str | None = None) -> history.Entry:
         return history.Entry(self.release.id, self.artifact.sha, who(), self.started, time.time(), outcome,
                              "deploy", None if outcome == "success" else self.step, reason,
-                             committed_epoch(self.artifact))
+                             committed_epoch(self.artifact), report.build(self.phases, self.steps))
 
     def undo(self, error: BaseException) -> None:
         """Traffic back to the old slot if it moved, the candidate stopped if it started; record, notify."""

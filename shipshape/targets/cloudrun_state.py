@@ -25,6 +25,7 @@ PREFIX = "shipshape.dev/"
 SLOTS, LOCK, HISTORY = PREFIX + "slots", PREFIX + "lock", PREFIX + "history"
 RELEASE, GIT_SHA = PREFIX + "release", PREFIX + "git-sha"
 HISTORY_KEEP = 100          # ~30 KB of annotation: far below the 256 KB Kubernetes-style limit
+REPORTS_KEEP = 10           # deploy reports (a few KB each) only on the newest lines: ~60 KB at most
 CANDIDATE_TAG = "candidate"  # the new revision's tag URL during a deploy
 # What a release changes on the service, in Pulumi's property paths: infra/service.py ignores them all
 # unless shipshape:gcp.pulumi_owns_release, so `pulumi up` never undoes a release (tests/infra).
@@ -93,9 +94,18 @@ def traffic(percents: dict[str, int], tags: dict[str, str] = None) -> list[run_v
 
 
 def appended(history_text: str, line: str) -> str:
-    """The history annotation with `line` added, keeping the newest HISTORY_KEEP lines."""
-    lines = [*filter(str.strip, history_text.splitlines()), line]
-    return "\n".join(lines[-HISTORY_KEEP:])
+    """The history annotation with `line` added, keeping the newest HISTORY_KEEP lines, and the deploy
+    report (shipshape/report.py) only on the newest REPORTS_KEEP of them."""
+    lines = [*filter(str.strip, history_text.splitlines()), line][-HISTORY_KEEP:]
+    return "\n".join([*map(_without_report, lines[:-REPORTS_KEEP]), *lines[-REPORTS_KEEP:]])
+
+
+def _without_report(line: str) -> str:
+    data = _json(line)
+    if not isinstance(data, dict) or "report" not in data:
+        return line
+    del data["report"]
+    return json.dumps(data, sort_keys=True)
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Pure tests of what `fab` reads from and writes to a Cloud Run service (no API, no fake)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -168,3 +169,17 @@ def test_a_write_by_someone_else_during_our_operation_is_a_concurrent_change(end
             target._update(ours, "move traffic", sole=sole)
     else:
         assert target._update(ours, "move traffic", sole=sole).generation == ends_at
+
+
+def test_history_keeps_reports_on_the_newest_lines_only():
+    from tests.report.samples import SUCCESS
+
+    line = history.to_json(SUCCESS())
+    text = ""
+    for _ in range(cr.HISTORY_KEEP + 3):
+        text = cr.appended(text, line)
+    entries = history.parse(text)
+    assert len(entries) == cr.HISTORY_KEEP
+    assert [e.report is not None for e in entries] == [False] * (cr.HISTORY_KEEP - cr.REPORTS_KEEP) + [True] * cr.REPORTS_KEEP
+    assert entries[0] == dataclasses.replace(SUCCESS(), report=None) and entries[-1] == SUCCESS()
+    assert len(text.encode()) < 64 * 1024, len(text.encode())  # of the 256 KB all annotations may hold

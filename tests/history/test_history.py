@@ -96,3 +96,19 @@ def test_record_and_read_with_a_real_shell(tmp_path):
     runner.run(history.record_command(layout, first))
     runner.run(history.record_command(layout, second))
     assert history.parse(runner.run(history.read_command(layout)).stdout) == [first, second]
+
+
+def test_a_report_round_trips_and_an_entry_without_one_writes_no_key():
+    from tests.report.samples import ROLLBACK
+
+    with_report = ROLLBACK()
+    assert history.parse(history.to_json(with_report)) == [with_report]
+    bare = Entry("r", "abc", "a@b", 0.0, 1.0, "success")
+    assert "report" not in json.loads(history.to_json(bare))
+    assert history.parse(history.to_json(bare))[0].report is None
+
+
+def test_lines_written_before_reports_still_parse():
+    old = ('{"committed": null, "duration_s": 1.0, "finished": 1.0, "git_sha": "abc", "kind": "deploy", '
+           '"outcome": "success", "reason": null, "release": "r", "started": 0.0, "step": null, "who": "a@b"}')
+    assert history.parse(old) == [Entry("r", "abc", "a@b", 0.0, 1.0, "success")]

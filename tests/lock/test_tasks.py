@@ -53,3 +53,24 @@ def test_releases_shows_the_last_deploys_and_dora(project):
     assert "202611211200" + "11-abc" in out and "20261121120001-abc" not in out  # the last 10 only
     assert "failed at canary" in out and "abcdef123456" in out and "42s" in out
     assert "change failure rate" in out and "lead time" in out
+
+
+def test_releases_report_writes_markdown_and_png_of_a_release(project):
+    from tests.report.samples import SUCCESS
+
+    project, host = project
+    (host / "state").mkdir(parents=True)
+    reported, older = SUCCESS(), Entry("20261120120000-abc", "abc", "bob@laptop", 1e9, 1e9 + 9, "success")
+    (host / "state" / "history.jsonl").write_text(f"{to_json(older)}\n{to_json(reported)}\n")
+    done = fab(project, "releases", "--report", reported.release)
+    assert done.returncode == 0, done.stderr
+    md, png = (project / "reports" / f"{reported.release}.{ext}" for ext in ("md", "png"))
+    assert done.stdout.split() == [str(md), str(png)]
+    assert "| 50% | advance |" in md.read_text() and png.read_bytes()[:4] == b"\x89PNG"
+    unknown = fab(project, "releases", "--report", "nope")
+    assert unknown.returncode == 2 and unknown.stderr.strip().splitlines()[-1] == (
+        f"release nope is not in the history of stack t (newest: {reported.release}, {older.release})")
+    bare = fab(project, "releases", "--report", older.release, "--out", str(project / "elsewhere"))
+    assert bare.returncode == 1 and "has no report: it was deployed before deploys wrote one" in bare.stderr
+    assert not (project / "elsewhere").exists()
+    assert "--report" in fab(project, "releases", "--help").stdout

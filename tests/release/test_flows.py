@@ -81,6 +81,7 @@ class FakeHost:
     commands: list = field(default_factory=list)
     failed_at: int | None = None
     notes: list = field(default_factory=list)  # what the task noted in its lock
+    verdicts: list = field(default_factory=list)  # the gate's action per canary step; then advance
 
     def run(self, text: str, **_):
         self.commands.append(text)
@@ -89,10 +90,12 @@ class FakeHost:
             return Outcome(stderr=f"boom at {self.fail_on}", return_code=1)
         if HEREDOC in text:  # the state read
             return Outcome(self.state)
-        if "SHIPSHAPE_GATE" in text:  # the canary's watcher (shipshape/gate_watch.py): the gate advances
-            return Outcome(json.dumps({"action": "advance", "reason": "not worse", "elapsed": 0.5, "probes": 0,
-                                       "candidate": {"requests": 60, "errors": 0, "slow": 0},
-                                       "live": {"requests": 540, "errors": 0, "slow": 0}}) + "\n")
+        if "SHIPSHAPE_GATE" in text:  # the canary's watcher (shipshape/gate_watch.py): advance, or as told
+            action = self.verdicts.pop(0) if self.verdicts else "advance"
+            return Outcome(json.dumps({"action": action, "reason": f"{action}: as told", "elapsed": 0.5,
+                                       "probes": 2, "candidate": {"requests": 60, "errors": 0, "slow": 0},
+                                       "live": {"requests": 540, "errors": 0, "slow": 0},
+                                       "timeline": [[0.25 * i, 6 * i, 0, 0, 54 * i, 0, 0] for i in range(40)]}) + "\n")
         return Outcome()
 
     def open_stream(self, text: str):
@@ -185,6 +188,8 @@ def test_a_deploy_failing_at_each_step_undoes_exactly_what_it_did(step, marker, 
         assert not any("nginx.conf.new" in text for text in sent)
     entry = history_lines(host)[-1]
     assert (entry["outcome"], entry["step"], entry["kind"]) == (outcome, step, "deploy")
+    last = entry["report"]["phases"][-1]  # a failed deploy's report: what happened up to the failure
+    assert (last["name"], last["outcome"]) == (step, "failed") and last["seconds"] is not None
     assert not any("pw-secret-1" in text or "api-secret-2" in text for text in host.commands)
 
 
@@ -203,6 +208,33 @@ def test_a_deploy_that_succeeds_runs_every_step_once_in_order(artifact):
     assert history_lines(host)[-1]["outcome"] == "success" and history_lines(host)[-1]["release"] == release
     promote = next(text for text in host.commands if "slots.json.tmp" in text)
     assert f'"release": "{release}"' in promote and '"live": "b"' in promote
+
+
+PHASES = ["upload", "prepare", "backup", "migrate", "start", "canary", "promote"]
+
+
+def test_the_recorded_entry_carries_a_report_of_phases_and_canary_steps(artifact):
+    host = FakeHost(state_output(SERVING_A, [proc("a", "r0"), proc("b", "r1")]))
+    deploy(target(host), artifact)
+    phases, steps = (history_lines(host)[-1]["report"][key] for key in ("phases", "steps"))
+    assert [p["name"] for p in phases] == PHASES
+    assert [p["outcome"] for p in phases] == ["ok"] * 6 + ["running"]  # the line is written in promote
+    assert all(later["start"] >= p["start"] + p["seconds"] for p, later in zip(phases, phases[1:]))
+    assert [(s["percent"], s["action"], s["probes"]) for s in steps] == [(10, "advance", 2), (50, "advance", 2),
+                                                                          (100, "advance", 2)]
+    assert steps[0]["start"] == phases[5]["start"] and steps[1]["start"] == steps[0]["start"] + steps[0]["seconds"]
+    assert all(len(s["timeline"]) == 30 and s["timeline"][-1] == [9.75, 234, 0, 0, 2106, 0, 0] for s in steps)
+
+
+def test_a_canary_rollback_records_the_steps_up_to_the_rollback(artifact):
+    host = FakeHost(state_output(SERVING_A, [proc("a", "r0"), proc("b", "r1")]), verdicts=["advance", "rollback"])
+    with pytest.raises(DeployFailed):
+        deploy(target(host), artifact)
+    entry = history_lines(host)[-1]
+    assert entry["outcome"] == "rolled_back"
+    assert [p["name"] for p in entry["report"]["phases"]] == PHASES[:-1]
+    assert entry["report"]["phases"][-1]["outcome"] == "failed"
+    assert [(s["percent"], s["action"]) for s in entry["report"]["steps"]] == [(10, "advance"), (50, "rollback")]
 
 
 def test_static_files_are_copied_at_prepare_linked_at_start_and_pruned_at_promote(artifact):
