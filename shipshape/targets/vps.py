@@ -12,7 +12,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from shipshape import backup, gate, gate_watch, history, lock, nginx, notify
+from shipshape import accounts, backup, gate, gate_watch, history, lock, nginx, notify
 from shipshape import release_commands as rc
 from shipshape.build import Artifact
 from shipshape.hoststate import HostState, parse_state, state_command, write_slots_command
@@ -101,15 +101,21 @@ class VpsTarget:
         self.runner.run_all(backup.backup_commands(self.stack, self.layout, backup_id))
         return f"backups/{backup_id}.dump"
 
-    def migrate(self, release: Release) -> list[str]:
-        """The app's migrate command, then its create-account command for each check account."""
+    def migrate(self, release: Release, state: HostState | None = None) -> list[str]:
+        """The app's migrate command, then its create-account command for each check account, unless
+        `state` shows the host created these very accounts in this database already (shipshape.accounts)."""
         lines = []
         if self.stack.app.migrate:
             out = self.runner.run(self.runtime.run_once(release, self.stack.app.migrate)).stdout
             lines += out.splitlines()[-4:]
-        if self.accounts and self.stack.app.create_account:
+        command = self.stack.app.create_account
+        if self.accounts and command:
+            mark = state and accounts.fingerprint(state.secrets, state.database_id, command, self.accounts)
+            if mark and mark == state.accounts_mark:
+                return [*lines, "check accounts: unchanged"]
             stdin = "".join(f"{user} {role} {password.reveal()}\n" for user, role, password in self.accounts)
-            self.runner.run(rc.accounts_command(self.runtime, release, self.stack.app.create_account), stdin=stdin)
+            save = [accounts.write_command(self.layout, mark)] if mark else []
+            self.runner.run_all([rc.accounts_command(self.runtime, release, command), *save], stdin=stdin)
             lines.append(f"check accounts: {', '.join(user for user, _, _ in self.accounts)}")
         return lines
 
