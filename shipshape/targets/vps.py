@@ -176,11 +176,13 @@ class VpsTarget:
                              history.record_command(self.layout, entry, self.runner.secrets),
                              rc.prune_command(self.layout, doomed), *self.runtime.forget(doomed),
                              # transfers a killed deploy left half done (the lock is ours: none is running)
-                             Script(f"rm -f {shlex.quote(self.layout.artifacts)}/*.part")])
+                             Script(f"rm -f {shlex.quote(self.layout.artifacts)}/*.part"),
+                             *self.runtime.save()])  # a reboot brings back both slots as they are now
         return doomed
 
     def switch(self, state: HostState, slot: Slot, entry: history.Entry | None, warm: bool) -> None:
-        """Readiness probe of `slot`, all traffic to it, slots.json, history line: ONE round trip."""
+        """Readiness probe of `slot`, all traffic to it, slots.json, history line, the runtime's save for
+        a reboot: ONE round trip."""
         slots = state.slots
         if not (warm and slots.slots.get(slot.name)):
             slots.slots[slot.name] = self.slot_entry(slot)
@@ -189,7 +191,7 @@ class VpsTarget:
         probe = rc.readiness_command(slot.port, self.stack.app.readiness_path, 2)
         try:
             self.runner.run_all([probe, *self.static_link(slot), *self.route_commands(slots.weights),
-                                 write_slots_command(self.layout, slots), *record])
+                                 write_slots_command(self.layout, slots), *record, *self.runtime.save()])
         except RemoteError as error:
             raise DeployFailed(entry.kind if entry else "restart",
                                " / ".join(error.stderr.strip().splitlines()[-3:]) or str(error)) from None
@@ -197,7 +199,8 @@ class VpsTarget:
     def retire(self, state: HostState, slot: str) -> None:
         """Stop `slot` and forget it in slots.json (after a restart moved its release to the other slot)."""
         state.slots.slots[slot] = None
-        self.runner.run_all([*self.runtime.stop(slot), write_slots_command(self.layout, state.slots)])
+        self.runner.run_all([*self.runtime.stop(slot), write_slots_command(self.layout, state.slots),
+                             *self.runtime.save()])
 
     def status_lines(self, state: HostState) -> list[str]:
         """`fab status`: per slot its weight, release and process; the kept releases; the lock."""

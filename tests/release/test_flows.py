@@ -315,3 +315,25 @@ def test_check_accounts_are_created_only_when_missing_or_changed(stored, created
         assert sent[0].index("done <<<") < sent[0].index(f"printf '%s\\n' {current_mark()} > /srv/t/state/accounts")
     assert not any(HOST_SECRET in text for text in host.commands)
 
+
+# -- the process list is saved with every change of it, for a reboot ----------------------------------
+SAVE = "pm2 save"
+
+
+def test_promote_saves_the_process_list_in_its_round_trip(artifact):
+    host = FakeHost(state_output(SERVING_A, [proc("a", "r0"), proc("b", "r1")]))
+    deploy(target(host), artifact)
+    assert [text for text in host.commands if SAVE in text] == [next(t for t in host.commands if "slots.json.tmp" in t)]
+
+
+def test_rollback_and_restart_save_in_the_round_trip_that_changes_the_list():
+    host = FakeHost(state_output(SERVING_A, [proc("a", "r0"), proc("b", "r1")]))
+    t = target(host)
+    rollback(t, t.read_state())
+    switch = [text for text in host.commands if "nginx.conf.new" in text]
+    assert len(switch) == 1 and switch[0].index("slots.json.tmp") < switch[0].index(SAVE)
+    host.commands.clear()
+    restart(t, t.read_state())
+    retire = next(text for text in host.commands if "pm2 stop sample-a" in text)
+    assert retire.index("pm2 stop sample-a") < retire.index(SAVE)  # the stopped slot stays stopped at boot
+    assert all(SAVE not in text for text in host.commands if "pm2 start" in text)  # not before the switch
