@@ -156,7 +156,7 @@ def migrate(c, stack="local"):
         if not release_id:
             raise DeployFailed("migrate", "nothing is deployed yet")
         with step(f"migrate {release_id}"):
-            for line in t.migrate(t.release(state, release_id)):
+            for line in t.migrate(t.release(state, release_id), state):
                 info(line)
 
 

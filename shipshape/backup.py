@@ -15,6 +15,7 @@ import shlex
 import time
 from dataclasses import dataclass
 
+from shipshape import accounts
 from shipshape.layout import Layout
 from shipshape.remote import Command, Script, render
 
@@ -145,9 +146,11 @@ def restore_commands(stack, layout: Layout, backup_id: str, socket_dir: str = SO
     happens in ONE transaction, so a dump that fails halfway leaves the database exactly as it was.
     (Drop + create database cannot: DROP DATABASE refuses to run in a transaction, and a failed
     restore would leave no database at all.) lock_timeout stops it waiting forever on app sessions.
+    The restored rows replace the check accounts in place: the accounts' fingerprint goes first, so the
+    next deploy creates them again (shipshape.accounts).
     """
     dump = shlex.quote(dump_path(layout, backup_id))
     restore = _as_postgres(stack, socket_dir, "pg_restore", "--clean", "--if-exists", "--single-transaction",
                            "--exit-on-error", "-d", stack.database.name)
     return [Script(_scratch_check_script(stack, layout, backup_id, socket_dir)),
-            Script(f"cd / && PGOPTIONS='-c lock_timeout=30s' {restore} < {dump}")]
+            Script(f"{render(accounts.forget_command(layout))} && cd / && PGOPTIONS='-c lock_timeout=30s' {restore} < {dump}")]

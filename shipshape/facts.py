@@ -41,6 +41,7 @@ def probe_params(stack, layout: Layout, *, runtime=None, sections=SECTIONS, arti
         "sections": [*sections, *(["artifact"] if artifact_id and "artifact" not in sections else [])],
         "mask": mask, "root": layout.root, "releases": layout.releases, "slots_file": layout.slots_file,
         "lock_file": layout.lock_file, "secrets_env": layout.secrets_env, "backups": layout.backups,
+        "accounts_file": layout.accounts_fingerprint,
         "artifact": layout.artifact(artifact_id) if artifact_id else None,
         # The very commands `fab setup/status` run, so every reader agrees by construction.
         "nginx_test": render(nginx.config_test_command(layout)),

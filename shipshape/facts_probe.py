@@ -171,12 +171,26 @@ def database_ready(params):
     return run(["pg_isready", "-h", "127.0.0.1", "-p", str(params["db"]["port"]), "-t", "3"])
 
 
-def schema(params, secrets):
-    """The Alembic revision(s) applied, as the app's own database user sees them."""
+def app_psql(params, secrets, *queries):
+    """`psql` as the app's own database user, one output line per row of each query."""
     db = params["db"]
     env = {"PGPASSWORD": secrets.get("DATABASE_PASSWORD", ""), "PGCONNECT_TIMEOUT": "3"}
     return run(["psql", "-h", "127.0.0.1", "-p", str(db["port"]), "-U", db["user"], "-d", db["name"], "-XAt",
-                "-c", "SELECT version_num FROM alembic_version"], env)
+                *(arg for query in queries for arg in ("-c", query))], env)
+
+
+def schema(params, secrets):
+    """The Alembic revision(s) applied, as the app's own database user sees them."""
+    return app_psql(params, secrets, "SELECT version_num FROM alembic_version")
+
+
+def accounts(params, secrets):
+    """The check accounts' fingerprint (shipshape.accounts) and the identity of the database they are in:
+    `<cluster system identifier>/<database oid>`, new when the database or its cluster is made anew."""
+    identity = app_psql(params, secrets, "SELECT system_identifier FROM pg_control_system()",
+                        "SELECT oid FROM pg_database WHERE datname = current_database()")
+    return {"fingerprint": (read_text(params["accounts_file"]) or "").strip() or None,
+            "database_id": "/".join(identity["output"].split()) if identity["rc"] == 0 else None}
 
 
 def redis(params, secrets):
@@ -225,6 +239,7 @@ SECTIONS = {
     "lock": lambda h: {"lock": read_text(h.params["lock_file"]), "lock_held": lock_held(h.params["lock_file"])},
     "database": lambda h: {"database": {"ready": database_ready(h.params)}},
     "schema": lambda h: {"database": {"revision": schema(h.params, h.secrets)}},
+    "accounts": lambda h: {"accounts": accounts(h.params, h.secrets)},
     "redis": lambda h: {"redis": redis(h.params, h.secrets)},
     "latest_backup": lambda h: {"latest_backup": latest_backup(h.params["backups"])},
     "secrets_file": lambda h: {"secrets_file": file_facts(h.params["secrets_env"])},

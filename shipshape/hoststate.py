@@ -2,9 +2,9 @@
 
 `state_command` is the host probe the post-deploy checks read (shipshape.facts), asked only for what a
 task decides from: host clock, slots.json, kept releases and their manifests, free disk, `nginx -t`,
-served weights, the runtime's processes, lock, schema revision, the artifact's presence, and the
-secrets file's values for the Runner to mask. `parse_state` reads it as `HostState`. Every task starts
-here: read state, then do only the difference.
+served weights, the runtime's processes, lock, schema revision, the check accounts' fingerprint with the
+database's identity, the artifact's presence, and the secrets file's values for the Runner to mask.
+`parse_state` reads it as `HostState`. Every task starts here: read state, then do only the difference.
 """
 from __future__ import annotations
 
@@ -55,7 +55,8 @@ def write_slots_command(layout: Layout, slots: Slots) -> Command:
 
 
 # What a task decides from. Not the checks' ports, TLS, Redis, backups or memory: preflight stays fast.
-STATE_SECTIONS = ("now", "slots", "releases", "disk", "nginx_test", "weights", "processes", "lock", "schema")
+STATE_SECTIONS = ("now", "slots", "releases", "disk", "nginx_test", "weights", "processes", "lock", "schema",
+                  "accounts")
 
 
 def state_command(stack, layout: Layout, runtime, artifact_id: str | None = None) -> Command:
@@ -77,6 +78,8 @@ class HostState:
     schema: set
     has_artifact: bool
     secrets: list             # Sensitive values of the host's secrets file, for runner.add_secret
+    accounts_mark: str | None = None  # state/accounts.fingerprint (shipshape.accounts), None when absent
+    database_id: str | None = None    # the database's identity, part of that fingerprint
 
     @classmethod
     def from_facts(cls, facts: HostFacts, stack, runtime) -> "HostState":
@@ -86,6 +89,7 @@ class HostState:
             raise DeployFailed("state", f"state/slots.json cannot be read: {unreadable}")
         nginx_test = raw.get("nginx_test") or {"rc": 127, "output": (raw.get("errors") or {}).get("nginx_test", "")}
         revision = (raw.get("database") or {}).get("revision") or {}
+        accounts = raw.get("accounts") or {}
         return cls(
             clock=float(raw.get("now") or 0), slots=Slots.from_dict(facts.slots), releases=raw.get("releases") or {},
             disk_kb=int(raw.get("disk_available_kb") or 0), nginx_ok=nginx_test["rc"] == 0,
@@ -93,7 +97,8 @@ class HostState:
             processes=facts.process_states(runtime), lock=lock.parse(raw.get("lock") or "", raw.get("lock_held")),
             # No alembic_version table (a first deploy) or no database: nothing applied yet.
             schema=set(revision["output"].split()) if revision.get("rc") == 0 else set(),
-            has_artifact=bool(raw.get("artifact")), secrets=list(facts.mask))
+            has_artifact=bool(raw.get("artifact")), secrets=list(facts.mask),
+            accounts_mark=accounts.get("fingerprint"), database_id=accounts.get("database_id"))
 
 
 def parse_state(stdout: str, stack, runtime) -> HostState:

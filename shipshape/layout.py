@@ -7,7 +7,8 @@
     {root}/shared/secrets.env      generated secrets, mode 600, owned by the app user
     {root}/shared/<dir>/           shipshape:app.shared_dirs, linked into every release (app user's)
     {root}/backups/<id>.dump       pg_dump -Fc archives
-    {root}/state/                  slots.json (which release runs in which slot, weights), lock, history.jsonl
+    {root}/state/                  slots.json (which release runs in which slot, weights), lock, history.jsonl,
+                                   accounts.fingerprint (root's, 600: the check accounts last created)
     {root}/nginx/                  nginx.conf (generated), access.log, pid
     {root}/acme/                   certbot's webroot for ACME http-01 challenges (shipshape:tls)
     {root}/static/<release>/       shipshape:app.static: a world-readable copy of the release's static dir
@@ -90,6 +91,10 @@ class Layout:
     @property
     def history_file(self) -> str:
         return self._join("state", "history.jsonl")
+
+    @property
+    def accounts_fingerprint(self) -> str:
+        return self._join("state", "accounts.fingerprint")
 
     @property
     def nginx(self) -> str:

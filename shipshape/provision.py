@@ -15,6 +15,7 @@ from shipshape import backup, nginx
 from shipshape.config import Runtime, Stack
 from shipshape.layout import Layout
 from shipshape.remote import chain
+from shipshape.runtimes.pm2 import Pm2
 
 PRELUDE = r"""set -euo pipefail
 umask 022
@@ -22,7 +23,10 @@ CHANGES=0
 changed() { echo "changed: $*"; CHANGES=$((CHANGES + 1)); }
 # systemd hosts get units; hosts without it (containers, this machine) get daemons started by hand.
 SYSTEMD=0; [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ] && SYSTEMD=1
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+alive() {  # the pid file names a running process (a killed one answers kill -0 until PID 1 reaps it)
+  local pid; [ -f "$1" ] && pid=$(cat "$1") && kill -0 "$pid" 2>/dev/null \
+    && ! sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | grep -q '^[ZX]'
+}
 put_file() {  # put_file PATH MODE OWNER: install stdin at PATH when it differs; true if changed
   local tmp; tmp=$(mktemp "$1.XXXX"); cat > "$tmp"; chmod "$2" "$tmp"; chown "$3" "$tmp"
   if [ -f "$1" ] && cmp -s "$tmp" "$1"; then rm -f "$tmp"; return 1; fi
@@ -117,9 +121,17 @@ command -v pm2 >/dev/null || { npm install -g --silent pm2@7.0.4 >/dev/null; cha
 if [ "$SYSTEMD" = 1 ]; then
   unit "pm2-$APP_USER" "$APP_USER" "/usr/bin/env PM2_HOME=$PM2_HOME $(command -v pm2) resurrect --no-daemon"
 elif ! alive "$PM2_HOME/pm2.pid"; then
-  # PM2 spawns node from the current directory: it must be one the app user may enter. The daemon reads
-  # PM2_KILL_SIGNAL when it starts: without it `pm2 stop` sends SIGINT, not the contract's SIGTERM.
-  cd "$PM2_HOME" && runuser -u "$APP_USER" -- env HOME="$PM2_HOME" PM2_HOME="$PM2_HOME" PM2_KILL_SIGNAL=SIGTERM pm2 ping >/dev/null; cd /; changed "started PM2 for $APP_USER"
+  # As the app user in PM2_HOME with PM2_KILL_SIGNAL=SIGTERM, exactly as deploys call it (the daemon reads
+  # it when it starts: without it `pm2 stop` sends SIGINT, not the contract's SIGTERM).
+  # After a reboot or a crash, resurrect starts the processes the last deploy, rollback or restart saved
+  # (dump.pm2: both slots; nginx's weights still send all traffic to the live one): no deploy needed.
+  if [ ! -f "$PM2_HOME/dump.pm2" ]; then
+    {pm2} ping >/dev/null; changed "started PM2 for $APP_USER"
+  elif {pm2} resurrect >/dev/null 2>&1; then
+    changed "started PM2 for $APP_USER with its saved processes (pm2 resurrect)"
+  else
+    changed "started PM2 for $APP_USER, but pm2 resurrect failed: the next fab deploy starts the release"
+  fi
 fi
 """
 
@@ -187,7 +199,8 @@ def provision_script(stack: Stack, layout: Layout | None = None) -> str:
     dirs = " ".join(shlex.quote(d) for d in layout.directories())
     return "\n".join([
         "#!/bin/bash", PRELUDE, variables(stack, layout),
-        USER.replace("{dirs}", dirs), SECRETS, POSTGRES, REDIS, DOCKER if stack.runtime is Runtime.docker else PM2,
+        USER.replace("{dirs}", dirs), SECRETS, POSTGRES, REDIS,
+        DOCKER if stack.runtime is Runtime.docker else PM2.replace("{pm2}", shlex.join(Pm2.for_stack(stack, layout).pm2())),
         _nginx_section(stack, layout), CRON.replace("{backup}", backup.backup_script(stack, layout).rstrip()),
     ])
 

@@ -69,7 +69,7 @@ class Deploy:
             with self.phase("backup", "backup database (pg_dump)"):
                 info(t.backup())
             with self.phase("migrate", f"migrate ({app.migrate or 'no migrate command'})"):
-                for line in t.migrate(self.release):
+                for line in t.migrate(self.release, self.state):
                     info(line)
             with self.phase("start", f"start {self.release.id} in slot {self.idle} (readiness-gated)"):
                 self.start()

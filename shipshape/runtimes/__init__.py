@@ -140,6 +140,10 @@ class Runtime(Protocol):
     def forget(self, release_ids: list[str]) -> list[Command]:
         """Commands that drop what only these pruned releases needed (docker: their image pins)."""
 
+    def save(self) -> list[Command]:
+        """Commands that make the slots' processes as they are now come back when the host boots (PM2:
+        `pm2 save`; docker: none, the restart policy does it). Sent with the change that needs them."""
+
 
 def for_stack(stack, layout) -> Runtime:
     """The runtime a stack names (`shipshape:runtime`); NotSupported for one not built yet."""

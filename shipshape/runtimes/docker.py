@@ -215,6 +215,11 @@ class Docker:
                 restarts=int(container.get("restarts", 0)), release=labels.get("shipshape.release"))
         return states
 
+    def save(self) -> list[Command]:
+        """Nothing: slot containers run with `--restart unless-stopped`, so the engine starts them again
+        when it starts (at boot, or when `fab setup` starts a stopped dockerd); a retired slot's is removed."""
+        return []
+
     def forget(self, release_ids: list[str]) -> list[Command]:
         """Unpin pruned releases' images (the engine deletes an image once no tag needs it)."""
         if not release_ids:

@@ -187,6 +187,13 @@ class Pm2:
     def forget(self, release_ids: list[str]) -> list[Command]:
         return []  # dependency dirs are shared by lockfile hash, not owned by a release
 
+    def save(self) -> list[Command]:
+        """`pm2 save`: the process list (both slots, a stopped one stays stopped) into PM2_HOME/dump.pm2,
+        which `pm2 resurrect` starts again at boot (systemd unit) or in `fab setup` (shipshape.provision)."""
+        # Never fails the change it follows (traffic has moved, slots.json is written): it warns.
+        return [Script(f"{shlex.join(self.pm2('save'))} >/dev/null 2>&1 || "
+                       "echo 'warning: pm2 save failed: a reboot brings back the processes last saved' >&2")]
+
     def parse_status(self, stdout: str) -> dict[str, ProcessState]:
         """{slot: ProcessState} from `pm2 jlist` (other apps under the same PM2 are ignored)."""
         states = {}

@@ -181,7 +181,7 @@ class CloudRunTarget:
     def backup(self) -> str:
         return "Cloud SQL's automated backups and point-in-time recovery (shipshape:database) cover this deploy"
 
-    def migrate(self, release: Release) -> list[str]:
+    def migrate(self, release: Release, state=None) -> list[str]:
         """Point the migrate job at the release's image, run it, wait for its execution to succeed."""
         if not self.stack.app.migrate:
             return ["no migrate command (shipshape:app.migrate)"]

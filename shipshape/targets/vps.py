@@ -12,7 +12,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from shipshape import backup, gate, gate_watch, history, lock, nginx, notify
+from shipshape import accounts, backup, gate, gate_watch, history, lock, nginx, notify
 from shipshape import release_commands as rc
 from shipshape.build import Artifact
 from shipshape.hoststate import HostState, parse_state, state_command, write_slots_command
@@ -155,15 +155,21 @@ class VpsTarget:
         self.runner.run_all(backup.backup_commands(self.stack, self.layout, backup_id))
         return f"backups/{backup_id}.dump"
 
-    def migrate(self, release: Release) -> list[str]:
-        """The app's migrate command, then its create-account command for each check account."""
+    def migrate(self, release: Release, state: HostState | None = None) -> list[str]:
+        """The app's migrate command, then its create-account command for each check account, unless
+        `state` shows the host created these very accounts in this database already (shipshape.accounts)."""
         lines = []
         if self.stack.app.migrate:
             out = self.runner.run(self.runtime.run_once(release, self.stack.app.migrate)).stdout
             lines += out.splitlines()[-4:]
-        if self.accounts and self.stack.app.create_account:
+        command = self.stack.app.create_account
+        if self.accounts and command:
+            mark = state and accounts.fingerprint(state.secrets, state.database_id, command, self.accounts)
+            if mark and mark == state.accounts_mark:
+                return [*lines, "check accounts: unchanged"]
             stdin = "".join(f"{user} {role} {password.reveal()}\n" for user, role, password in self.accounts)
-            self.runner.run(rc.accounts_command(self.runtime, release, self.stack.app.create_account), stdin=stdin)
+            save = [accounts.write_command(self.layout, mark)] if mark else []
+            self.runner.run_all([rc.accounts_command(self.runtime, release, command), *save], stdin=stdin)
             lines.append(f"check accounts: {', '.join(user for user, _, _ in self.accounts)}")
         return lines
 
@@ -224,11 +230,13 @@ class VpsTarget:
                              history.record_command(self.layout, entry, self.runner.secrets),
                              rc.prune_command(self.layout, doomed), *self.runtime.forget(doomed),
                              # transfers a killed deploy left half done (the lock is ours: none is running)
-                             Script(f"rm -f {shlex.quote(self.layout.artifacts)}/*.part")])
+                             Script(f"rm -f {shlex.quote(self.layout.artifacts)}/*.part"),
+                             *self.runtime.save()])  # a reboot brings back both slots as they are now
         return doomed
 
     def switch(self, state: HostState, slot: Slot, entry: history.Entry | None, warm: bool) -> None:
-        """Readiness probe of `slot`, all traffic to it, slots.json, history line: ONE round trip."""
+        """Readiness probe of `slot`, all traffic to it, slots.json, history line, the runtime's save for
+        a reboot: ONE round trip."""
         slots = state.slots
         if not (warm and slots.slots.get(slot.name)):
             slots.slots[slot.name] = self.slot_entry(slot)
@@ -237,7 +245,7 @@ class VpsTarget:
         probe = rc.readiness_command(slot.port, self.stack.app.readiness_path, 2)
         try:
             self.runner.run_all([probe, *self.static_link(slot), *self.route_commands(slots.weights),
-                                 write_slots_command(self.layout, slots), *record])
+                                 write_slots_command(self.layout, slots), *record, *self.runtime.save()])
         except RemoteError as error:
             raise DeployFailed(entry.kind if entry else "restart",
                                " / ".join(error.stderr.strip().splitlines()[-3:]) or str(error)) from None
@@ -245,7 +253,8 @@ class VpsTarget:
     def retire(self, state: HostState, slot: str) -> None:
         """Stop `slot` and forget it in slots.json (after a restart moved its release to the other slot)."""
         state.slots.slots[slot] = None
-        self.runner.run_all([*self.runtime.stop(slot), write_slots_command(self.layout, state.slots)])
+        self.runner.run_all([*self.runtime.stop(slot), write_slots_command(self.layout, state.slots),
+                             *self.runtime.save()])
 
     def status_lines(self, state: HostState) -> list[str]:
         """`fab status`: per slot its weight, release and process; the kept releases; the lock."""

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 
 import invoke
 import pytest
 
-from shipshape import facts_probe
+from shipshape import accounts, facts_probe
 from shipshape.facts import HostFacts, facts_script, is_loopback, parse_facts, probe_params
 from shipshape.hoststate import parse_state, state_command
 from shipshape.layout import Layout
@@ -156,13 +157,27 @@ def test_one_real_probe_run_feeds_the_deploy_and_the_checks_alike(probe_stack):
     assert abs(state.clock - time.time()) < 60 and state.disk_kb > 0 and state.lock is None
 
 
+def test_the_accounts_fingerprint_is_read_with_the_database_identity_as_the_app_user_sees_it(probe_stack):
+    layout = Layout(probe_stack.host.root)
+    runtime = for_stack(probe_stack, layout)
+    read = lambda: parse_state(Runner(invoke.Context()).run(state_command(probe_stack, layout, runtime)).stdout,  # noqa: E731
+                               probe_stack, runtime)
+    before = read()
+    assert before.accounts_mark is None and re.fullmatch(r"\d+/\d+", before.database_id)  # cluster id / oid
+    os.makedirs(layout.state)
+    Runner(invoke.Context()).run(accounts.write_command(layout, "ab" * 32))
+    assert oct(os.stat(layout.accounts_fingerprint).st_mode & 0o777) == "0o600"
+    after = read()
+    assert after.accounts_mark == "ab" * 32 and after.database_id == before.database_id
+
+
 def test_the_deploy_reads_only_its_sections(probe_stack):
     layout = Layout(probe_stack.host.root)
     stdout = Runner(invoke.Context()).run(state_command(probe_stack, layout, for_stack(probe_stack, layout),
                                                         "abc")).stdout
     raw = json.loads(stdout)
     assert set(raw) == {"now", "slots", "slots_error", "releases", "disk_free_ratio", "disk_available_kb",
-                        "nginx_test", "commands", "lock", "database", "artifact", "errors", "mask"}
+                        "nginx_test", "commands", "lock", "database", "artifact", "accounts", "errors", "mask"}
     assert set(raw["database"]) == {"revision"} and raw["artifact"] is False and raw["errors"] == {}
 
 

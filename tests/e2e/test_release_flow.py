@@ -60,15 +60,21 @@ def test_deploy_serves_the_app_through_nginx(local_stack):
     assert "nothing to do" in again.stderr
 
 
-def test_after_a_crash_setup_then_deploy_brings_the_same_release_back(local_stack):
+def crash_then_setup(local_stack) -> None:
+    """Every process of the app user dies (PM2 and both slots, as in a reboot), then `fab setup` alone."""
+    host_sh(f"pkill -KILL -u {E2E['app_user']} || true")
+    wait_for(lambda: http("/readyz")[0] == 502, timeout=10)
+    out = local_stack.fab("setup")
+    assert "with its saved processes (pm2 resurrect)" in out.stderr
+    wait_for(lambda: http("/readyz")[0] == 200, timeout=30)  # the app's own start-up
+
+
+def test_after_a_crash_setup_alone_brings_the_same_release_back(local_stack):
     local_stack.fab("deploy")  # HEAD serves (usually already: nothing to do)
     sha = served_sha()
-    host_sh(f"pkill -KILL -u {E2E['app_user']} || true")  # PM2 and the app die, as in a reboot
-    wait_for(lambda: http("/readyz")[0] == 502, timeout=10)
-    local_stack.fab("setup")   # starts a PM2 daemon again, with no processes
-    again = local_stack.fab("deploy")
-    assert "nothing to do" not in again.stderr
-    assert served_sha() == sha and http("/readyz")[0] == 200
+    crash_then_setup(local_stack)
+    assert served_sha() == sha
+    assert "nothing to do" in local_stack.fab("deploy").stderr  # its process is online again: no deploy needed
 
 
 def test_second_version_canary_without_errors_then_rollback(local_stack):
@@ -86,6 +92,17 @@ def test_second_version_canary_without_errors_then_rollback(local_stack):
     v2_release = next(e["release"] for e in reversed(history()) if e["git_sha"] == v2)
     local_stack.fab("rollback", "--to", v2_release)
     assert served_sha() == v2
+
+
+def test_after_a_rollback_a_crash_and_setup_bring_the_rolled_back_release_back(local_stack):
+    before = served_sha()
+    local_stack.fab("rollback")
+    back = served_sha()
+    assert back != before
+    crash_then_setup(local_stack)
+    assert served_sha() == back
+    again = local_stack.fab("rollback")  # the idle slot came back too, warm: a weight flip only
+    assert "not warm" not in again.stderr and served_sha() == before
 
 
 def test_failing_migration_aborts_before_traffic_moves(local_stack):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from shipshape import progress
+from shipshape.accounts import fingerprint
 from shipshape.build import Artifact
 from shipshape.facts import HEREDOC
 from shipshape.layout import Layout
@@ -333,3 +334,58 @@ def test_restart_stops_the_old_slot_only_after_the_switch(fail_on, stopped_old):
         assert fail_on
     assert any("pm2 stop sample-a" in text for text in host.commands) == stopped_old
     assert not history_lines(host)
+
+
+# -- check accounts only when missing or changed (shipshape/accounts.py) ------------------------------
+HOST_SECRET, DATABASE_ID = "host-secret-key-0123456789", "7310000000000000001/16385"
+
+
+def with_accounts(fingerprint: str | None) -> str:
+    """The state read of SERVING_A, with the host's secrets and the accounts section."""
+    state = json.loads(state_output(SERVING_A, [proc("a", "r0"), proc("b", "r1")]))
+    state.update(mask=[HOST_SECRET], accounts={"fingerprint": fingerprint, "database_id": DATABASE_ID})
+    return json.dumps(state)
+
+
+def current_mark() -> str:
+    from shipshape.secrets import Sensitive
+
+    return fingerprint([Sensitive(HOST_SECRET)], DATABASE_ID, STACK.app.create_account,
+                       [("check-admin", "admin", Sensitive("pw-secret-1"))])
+
+
+@pytest.mark.parametrize("stored, created", [(None, True), ("0" * 64, True), ("current", False)],
+                         ids=["missing", "changed", "unchanged"])
+def test_check_accounts_are_created_only_when_missing_or_changed(stored, created, artifact, monkeypatch):
+    lines = []
+    monkeypatch.setattr("shipshape.release.info", lines.append)
+    host = FakeHost(with_accounts(current_mark() if stored == "current" else stored))
+    deploy(target(host), artifact)
+    sent = [text for text in host.commands if "ACCOUNTS=$(cat)" in text]
+    assert len(sent) == int(created) and ("check accounts: unchanged" in lines) is not created
+    if created:  # the new fingerprint is written in the same round trip, after the accounts
+        assert sent[0].index("done <<<") < sent[0].index(f"printf '%s\\n' {current_mark()} > /srv/t/state/accounts")
+    assert not any(HOST_SECRET in text for text in host.commands)
+
+
+# -- the process list is saved with every change of it, for a reboot ----------------------------------
+SAVE = "pm2 save"
+
+
+def test_promote_saves_the_process_list_in_its_round_trip(artifact):
+    host = FakeHost(state_output(SERVING_A, [proc("a", "r0"), proc("b", "r1")]))
+    deploy(target(host), artifact)
+    assert [text for text in host.commands if SAVE in text] == [next(t for t in host.commands if "slots.json.tmp" in t)]
+
+
+def test_rollback_and_restart_save_in_the_round_trip_that_changes_the_list():
+    host = FakeHost(state_output(SERVING_A, [proc("a", "r0"), proc("b", "r1")]))
+    t = target(host)
+    rollback(t, t.read_state())
+    switch = [text for text in host.commands if "nginx.conf.new" in text]
+    assert len(switch) == 1 and switch[0].index("slots.json.tmp") < switch[0].index(SAVE)
+    host.commands.clear()
+    restart(t, t.read_state())
+    retire = next(text for text in host.commands if "pm2 stop sample-a" in text)
+    assert retire.index("pm2 stop sample-a") < retire.index(SAVE)  # the stopped slot stays stopped at boot
+    assert all(SAVE not in text for text in host.commands if "pm2 start" in text)  # not before the switch

@@ -58,6 +58,7 @@ def sample(**changes) -> dict:
         "latest_backup": None, "secrets_file": {"path": LAYOUT.secrets_env, "mode": "600", "owner": "shipshape"},
         "disk_free_ratio": 0.42, "disk_available_kb": 2048000, "memory_available_ratio": 0.6,
         "artifact": True, "errors": {},
+        "accounts": {"fingerprint": "ab" * 32, "database_id": "7310000000000000001/16385"},
         "mask": [SECRET, "***"],  # the second: a value the Runner already masks
     }
     return {**probe, **changes}
@@ -102,8 +103,13 @@ def test_secret_values_come_back_only_to_be_masked():
     ({"lock": None}, "lock", None),
     ({"artifact": False}, "has_artifact", False),
     ({"mask": []}, "secrets", []),
+    ({}, "accounts_mark", "ab" * 32),
+    ({}, "database_id", "7310000000000000001/16385"),
+    ({"accounts": {"fingerprint": None, "database_id": None}}, "accounts_mark", None),
+    ({"accounts": None, "errors": {"accounts": "OSError: boom"}}, "database_id", None),
 ], ids=["nothing-deployed", "no-alembic-table", "two-heads", "nginx-invalid", "pm2-down", "pm2-noise",
-        "section-failed", "unlocked", "no-artifact", "no-secrets"])
+        "section-failed", "unlocked", "no-artifact", "no-secrets", "accounts-mark", "database-id",
+        "no-accounts-mark", "accounts-failed"])
 def test_host_state_reads(changes, field, expected):
     state = parse_state(json.dumps(sample(**changes)), STACK, RUNTIME)
     value = state

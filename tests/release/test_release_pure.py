@@ -1,6 +1,7 @@
 """Pure tests of the release pieces: plans, parsers and scripts as data, no host."""
 from __future__ import annotations
 
+import shlex
 import subprocess
 import tarfile
 from pathlib import Path
@@ -210,3 +211,13 @@ def test_a_docker_stack_is_provisioned_with_the_engine_instead_of_pm2():
     subprocess.run(["bash", "-n"], input=script, text=True, check=True)
     assert "dockerd --host" in script and "--iptables=false" in script and "pm2 ping" not in script
     assert "DOCKER_SOCKET=/run/docker.sock" in script
+
+
+def test_setup_without_systemd_resurrects_the_saved_processes_with_the_runtimes_own_pm2_call():
+    stack = load_stack("local")
+    script = provision.provision_script(stack)
+    pm2 = shlex.join(for_stack(stack, provision.Layout(stack.host.root)).pm2())
+    section = script[script.index('elif ! alive "$PM2_HOME/pm2.pid"'):script.index("# An existing nginx.conf")]
+    assert f'if [ ! -f "$PM2_HOME/dump.pm2" ]; then\n    {pm2} ping' in section  # nothing saved yet
+    assert f"elif {pm2} resurrect >/dev/null 2>&1; then" in section
+    assert "resurrect --no-daemon" in script  # systemd hosts: the unit resurrects at boot

@@ -118,3 +118,8 @@ def test_the_env_merge_keeps_the_first_value_of_each_key_like_pm2s_launcher(tmp_
     subprocess.run(["python3", "-c", MERGE_ENV, str(out), str(tmp_path / "release.env"), str(tmp_path / "gone.env"),
                     str(tmp_path / "secrets.env")], check=True)
     assert out.read_text() == "APP_FAULT=1\nNAME=shop\nSECRET_KEY=s3cr3t\n"
+
+
+def test_nothing_to_save_the_restart_policy_brings_the_slots_back_with_the_engine():
+    assert DOCKER.save() == []
+    assert "--restart unless-stopped" in render(DOCKER.start(Slot("b", 8002, RELEASE))[-1])

@@ -170,3 +170,9 @@ def test_parse_status_refuses_output_without_a_list():
 def test_parse_status_skips_a_notice_before_the_json():
     stdout = "[PM2] Spawning PM2 daemon with pm2_home=/x\n" + json.dumps([_proc("sample-b", "online", 3)])
     assert PM2.parse_status(stdout)["b"].pid == 3
+
+
+def test_save_is_the_app_users_pm2_save_and_never_fails_the_change_it_follows():
+    assert [render(c) for c in PM2.save()] == [
+        f"{PREFIX} save >/dev/null 2>&1 || "
+        "echo 'warning: pm2 save failed: a reboot brings back the processes last saved' >&2"]
