@@ -1,6 +1,8 @@
 """Pure tests: PM2 command builders, the ecosystem file, the status parser and for_stack."""
 from __future__ import annotations
 
+import shlex
+
 import json
 
 import pytest
@@ -172,7 +174,7 @@ def test_parse_status_skips_a_notice_before_the_json():
     assert PM2.parse_status(stdout)["b"].pid == 3
 
 
-def test_save_is_the_app_users_pm2_save_and_never_fails_the_change_it_follows():
-    assert [render(c) for c in PM2.save()] == [
-        f"{PREFIX} save >/dev/null 2>&1 || "
-        "echo 'warning: pm2 save failed: a reboot brings back the processes last saved' >&2"]
+def test_save_is_the_app_users_pm2_save_detached_and_never_fails_the_change_it_follows():
+    save = (f"{PREFIX} save >/dev/null 2>&1 || echo \"$(date -u +%FT%TZ) pm2 save failed: a reboot brings back "
+            "the processes last saved\" >> /srv/shipshape/logs/pm2-save.log")
+    assert [render(c) for c in PM2.save()] == [f"nohup sh -c {shlex.quote(save)} >/dev/null 2>&1 </dev/null &"]
