@@ -10,7 +10,8 @@ each upstream nginx failed to reach before trying the next one), and slow answer
 gate.judge() and exits with the first final verdict. If it has none by `limit` seconds, it exits
 undecided. While the gate wants more data, it sends its own GET probes to each slot's port (readiness
 and the stack's safe paths), at `probe_rate` per second per slot, and counts them the same way. It
-prints one JSON object: the verdict, both tallies, probes sent, and a timeline for the deploy's report.
+prints one JSON object: the verdict, both tallies, probes sent, and a timeline for the deploy's report. The
+probes' tallies (`probed`) go back in with the next step's params, as the access log does not hold them.
 """
 import json
 import os
@@ -125,7 +126,8 @@ def watch(params, clock=time.time, sleep=time.sleep):
     since, started = params["since"], clock()
     follower = Follower(params["log"], since)
     seen = {candidate: Tally(), live: Tally()}
-    probes = {candidate: Tally(), live: Tally()}
+    carried = params.get("probed") or {}  # earlier steps' probes: they bypass nginx, so the log does not have them
+    probes = {candidate: Tally(**carried.get("candidate", {})), live: Tally(**carried.get("live", {}))}
     paths, rate, poll = params["probe_paths"], params["probe_rate"], params["poll"]
     timeline, sent = [], 0
     while True:
@@ -138,7 +140,8 @@ def watch(params, clock=time.time, sleep=time.sleep):
         if verdict.final or elapsed >= params["limit"]:
             action = verdict.action if verdict.final else "undecided"
             return {"action": action, "reason": verdict.reason, "elapsed": round(elapsed, 3),
-                    "candidate": vars(c), "live": vars(l), "probes": sent, "timeline": timeline}
+                    "candidate": vars(c), "live": vars(l), "probes": sent, "timeline": timeline,
+                    "probed": {"candidate": vars(probes[candidate]), "live": vars(probes[live])}}
         deadline = clock() + poll
         if verdict.action == "more-data" and paths and rate:
             for i in range(max(1, int(rate * poll))):

@@ -38,6 +38,7 @@ class VpsTarget:
     env: dict = field(default_factory=dict)       # the release env file: NAME -> value (plain or Sensitive)
     hold: lock.Hold | None = None                 # the deploy lock, while this run holds it
     prefetched: tuple | None = None               # (artifact id, HostState) read with the lock
+    probed: dict = field(default_factory=dict)    # {canary start: the gate's own probes so far, per slot}
 
     # -- reading ---------------------------------------------------------------------------------
     def port(self, slot: str) -> int:
@@ -206,12 +207,14 @@ class VpsTarget:
         params = {"log": self.layout.access_log, "since": since, "candidate": slot.port, "live": self.port(live),
                   "latency_ms": canary.max_latency_ms, "policy": vars(gate.Policy.of(canary)),
                   "probe_paths": list(dict.fromkeys([app.readiness_path, *canary.probe_paths])),
-                  "probe_rate": canary.probe_rate, "poll": POLL_S, "limit": canary.step_limit}
+                  "probe_rate": canary.probe_rate, "poll": POLL_S, "limit": canary.step_limit,
+                  "probed": self.probed.get(since, {})}
         out = self.runner.run_all([*self.route_commands({slot.name: percent, live: 100 - percent}),
                                    Script(gate_watch.command(params)),
                                    rc.readiness_command(slot.port, app.readiness_path, 0)]).stdout
-        verdict = next(line for line in reversed(out.splitlines()) if line.startswith('{"action"'))
-        return gate.Step.from_json(json.loads(verdict))
+        verdict = json.loads(next(line for line in reversed(out.splitlines()) if line.startswith('{"action"')))
+        self.probed = {since: verdict.get("probed", {})}  # evidence accumulates over the canary's steps
+        return gate.Step.from_json(verdict)
 
     def stop(self, slot: str) -> None:
         self.runner.run_all(self.runtime.stop(slot))

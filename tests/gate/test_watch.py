@@ -100,6 +100,16 @@ def test_without_traffic_it_probes_both_slots_until_it_can_decide(tmp_path, back
     assert result["probes"] > 0 and result["candidate"]["requests"] == result["live"]["requests"] == result["probes"]
 
 
+def test_the_next_step_starts_from_the_probes_the_last_one_sent(tmp_path, backends):
+    ports = {"candidate": backends(200), "live": backends(200)}
+    first = watch(params(tmp_path / "absent.log", **ports, probe_paths=["/readyz"], probe_rate=200, limit=10))
+    assert first["action"] == "advance" and first["probed"]["candidate"]["requests"] == first["probes"] > 0
+    carried = watch(params(tmp_path / "absent.log", **ports, probe_paths=["/readyz"], probe_rate=200, limit=10,
+                           probed=first["probed"]))
+    assert carried["action"] == "advance" and carried["probes"] < first["probes"]  # the evidence was kept
+    assert carried["candidate"]["requests"] == first["probes"] + carried["probes"]
+
+
 def test_no_traffic_and_no_probes_is_undecided_never_a_pass(tmp_path):
     result = watch(params(tmp_path / "absent.log", limit=0.5))
     assert result["action"] == "undecided" and "no request has reached the candidate" in result["reason"]
