@@ -2,13 +2,14 @@
 from invoke import Collection
 
 from deploy import release, setup, stackinfo
-from deploy import backups, history
+from deploy import backups, canary, history
 
 ns = Collection()
 ns.add_task(stackinfo.config)
 ns.add_task(setup.setup)
 for _task in (release.build, release.deploy, release.rollback, release.migrate, release.restart, release.status):
     ns.add_task(_task)
+ns.add_task(canary.canary)
 ns.add_task(backups.backup)
 ns.add_task(backups.restore)
 ns.add_task(backups.backups)

@@ -99,23 +99,46 @@ def build(c, stack="local", allow_dirty=False):
 
 
 @task(help={**STACK, "allow-dirty": "deploy uncommitted changes (see fab build)",
-            "sha": "deploy an artifact built earlier (prefix of its git sha) instead of HEAD"})
-def deploy(c, stack="local", allow_dirty=False, sha=None):
+            "sha": "deploy an artifact built earlier (prefix of its git sha) instead of HEAD",
+            "pause-at": "hold the canary at this step (a percent of shipshape:canary.steps, below 100) until "
+                        "`fab canary promote|resume|abort` from another terminal"})
+def deploy(c, stack="local", allow_dirty=False, sha=None, pause_at=None):
     """Ship a release: lock, preflight, upload, migrate, start beside the live slot, canary, promote.
 
     Any failure or interruption puts traffic back on the old release and exits non-zero naming the step.
+    With --pause-at 10 the canary waits at 10% (the gate still watching) for a person: `fab canary status`
+    shows both slots' figures, `promote` ships now, `resume` goes on with the steps, `abort` undoes.
     On a Cloud Run stack the image goes to its registry, the migrate job runs it, and the new revision
     (tagged `candidate`, no traffic) takes the canary steps (docs/cloudrun.md).
     Example: fab deploy --stack local        (or: fab deploy --stack prod)
     """
     with failing_cleanly("deploy"):
         t = target(stack)
+        pause = pause_percent(t.stack, pause_at)
         with step("build"):
             artifact = build_artifact(t.stack, allow_dirty, sha)
-        release_id = deploy_flow(t, artifact)
+        release_id = deploy_flow(t, artifact, pause)
         if release_id:
             runner = getattr(t, "runner", None)
             info(f"deployed {release_id}" + (f" in {runner.count} SSH round trips" if runner else ""))
+
+
+def pause_percent(stack, pause_at) -> int | None:
+    """--pause-at, checked before anything happens: one of the stack's canary steps below 100, on a host."""
+    if pause_at in (None, ""):
+        return None
+    steps = [s for s in stack.canary.steps if s < 100]
+    try:
+        percent = int(str(pause_at).rstrip("%"))
+    except ValueError:
+        percent = None
+    if percent not in steps:
+        raise NotSupported(f"--pause-at {pause_at}: expected one of the canary steps below 100 in "
+                           f"{stack.source} (shipshape:canary.steps): {', '.join(map(str, steps)) or 'none'}")
+    if stack.is_cloud:
+        raise NotSupported(f"--pause-at: {stack.source} is a Cloud Run stack; a paused canary is for host stacks "
+                           "for now (docs/deploy.md)")
+    return percent
 
 
 @task(help={**STACK, "to": "a kept release id (see fab status); default: the previous release"})

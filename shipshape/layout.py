@@ -89,6 +89,11 @@ class Layout:
         return self._join("state", "lock")
 
     @property
+    def canary_control(self) -> str:
+        """`fab canary promote|resume|abort` writes here; the paused deploy reads and removes it."""
+        return self._join("state", "canary-control")
+
+    @property
     def history_file(self) -> str:
         return self._join("state", "history.jsonl")
 

@@ -35,8 +35,9 @@ def already_serving(state, artifact: Artifact) -> bool:
                 and not artifact.env_override and "dirty" not in artifact.id)
 
 
-def deploy(t: ReleaseTarget, artifact: Artifact) -> str | None:
-    """Ship `artifact` to the target; returns the new release id (None: it already serves)."""
+def deploy(t: ReleaseTarget, artifact: Artifact, pause_at: int | None = None) -> str | None:
+    """Ship `artifact` to the target; returns the new release id (None: it already serves). With `pause_at`
+    the canary holds at that step until someone runs `fab canary promote|resume|abort`."""
     with t.locked("deploy", artifact):
         with step("preflight (state, disk, nginx -t, migrations)"):
             state = t.read_state(artifact)
@@ -45,14 +46,18 @@ def deploy(t: ReleaseTarget, artifact: Artifact) -> str | None:
         if already_serving(state, artifact):
             info(f"{artifact.sha[:12]} already serves from slot {state.slots.live}: nothing to do")
             return None
-        return Deploy(t, artifact, state).run()
+        return Deploy(t, artifact, state, pause_at).run()
+
+
+CONTROLS = ("promote", "resume", "abort")  # what `fab canary` may send a paused deploy
+PAUSE_POLL_S = 0.5  # a paused deploy reads its control file and the gate's figures this often
 
 
 class Deploy:
     """One run of the flow after preflight; `done` remembers what to undo."""
 
-    def __init__(self, t: ReleaseTarget, artifact: Artifact, state):
-        self.t, self.artifact, self.state = t, artifact, state
+    def __init__(self, t: ReleaseTarget, artifact: Artifact, state, pause_at: int | None = None):
+        self.t, self.artifact, self.state, self.pause_at = t, artifact, state, pause_at
         self.step, self.done, self.started = "upload", set(), time.time()
         self.live, self.idle = state.slots.live, state.slots.idle
         self.release = t.new_release(rc.new_release_id(artifact.sha, "dirty" in artifact.id), artifact)
@@ -109,9 +114,34 @@ class Deploy:
     def canary(self) -> None:
         steps = self.t.stack.canary.steps if self.live else (100,)  # nothing to compare with on a first deploy
         since = self.state.clock  # the target's clock at preflight: the gate weighs every answer since
+        if self.pause_at and self.pause_at not in steps:
+            info(f"no pause: a first deploy goes straight to 100% (nothing to compare {self.pause_at}% with)")
         for percent in steps:
             self.done.add("traffic")
             self.gate(percent, self.t.canary_step(self.slot, other(self.idle), percent, since))
+            if percent == self.pause_at and percent < 100 and self.hold(percent, since) == "promote":
+                self.t.route({self.idle: 100, other(self.idle): 0})
+                info("all traffic on the candidate")
+                return
+
+    def hold(self, percent: int, since: float) -> str:
+        """Paused at `percent` until `fab canary promote|resume|abort` (returns promote or resume). The gate
+        keeps watching meanwhile: a candidate it finds worse is rolled back as in any step."""
+        info(f"paused at {percent}%: `fab canary status|promote|resume|abort --stack {self.t.stack.name}` "
+             "from another terminal")
+        self.t.note(paused=percent)
+        while True:
+            sent, look = self.t.paused(self.slot, other(self.idle), since)
+            if look.action == "rollback":
+                raise DeployFailed("canary", f"while paused at {percent}%: {look.reason}")
+            command = (sent or {}).get("command")
+            if command in CONTROLS:
+                self.t.note(paused=None)
+                info(f"{command} by {sent.get('who', 'someone')}")
+                if command == "abort":
+                    raise DeployFailed("canary", f"aborted at {percent}% by {sent.get('who', 'someone')}")
+                return command
+            time.sleep(PAUSE_POLL_S)
 
     def gate(self, percent: int, result) -> None:
         """The step's verdict (shipshape/gate.py): anything but advance stops the deploy, and says why."""

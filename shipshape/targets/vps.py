@@ -28,6 +28,11 @@ POLL_S = 0.25  # how often the canary's watcher reads the access log
 CANDIDATE_STEPS = ("start", "canary", "promote")  # an interrupted deploy's candidate may be running
 
 
+def _verdict(out: str) -> dict:
+    """The watcher's JSON line in a round trip's output."""
+    return json.loads(next(line for line in reversed(out.splitlines()) if line.startswith('{"action"')))
+
+
 @dataclass
 class VpsTarget:
     stack: object
@@ -203,18 +208,41 @@ class VpsTarget:
         """Move `percent` of traffic to `slot`, then the watcher on the host judges the step from the access log
         (every canary.poll) until the gate decides, probing both slots while traffic is thin; then a readiness
         probe. One round trip; `since` is when the canary began, so evidence accumulates over the steps."""
-        canary, app = self.stack.canary, self.stack.app
-        params = {"log": self.layout.access_log, "since": since, "candidate": slot.port, "live": self.port(live),
-                  "latency_ms": canary.max_latency_ms, "policy": vars(gate.Policy.of(canary)),
-                  "probe_paths": list(dict.fromkeys([app.readiness_path, *canary.probe_paths])),
-                  "probe_rate": canary.probe_rate, "poll": POLL_S, "limit": canary.step_limit,
-                  "probed": self.probed.get(since, {})}
+        self.note(canary={"since": since, "candidate": slot.port, "live": self.port(live), "percent": percent})
         out = self.runner.run_all([*self.route_commands({slot.name: percent, live: 100 - percent}),
-                                   Script(gate_watch.command(params)),
-                                   rc.readiness_command(slot.port, app.readiness_path, 0)]).stdout
-        verdict = json.loads(next(line for line in reversed(out.splitlines()) if line.startswith('{"action"')))
+                                   Script(gate_watch.command(self.gate_params(slot.port, self.port(live), since))),
+                                   rc.readiness_command(slot.port, self.stack.app.readiness_path, 0)]).stdout
+        verdict = _verdict(out)
         self.probed = {since: verdict.get("probed", {})}  # evidence accumulates over the canary's steps
         return gate.Step.from_json(verdict)
+
+    def gate_params(self, candidate: int, live: int, since: float, look: bool = False) -> dict:
+        """The watcher's parameters (shipshape/gate_watch.py); `look`: one read of the log, no probes."""
+        canary, app = self.stack.canary, self.stack.app
+        return {"log": self.layout.access_log, "since": since, "candidate": candidate, "live": live,
+                "latency_ms": canary.max_latency_ms, "policy": vars(gate.Policy.of(canary)),
+                "probe_paths": list(dict.fromkeys([app.readiness_path, *canary.probe_paths])),
+                "probe_rate": 0 if look else canary.probe_rate, "poll": POLL_S, "limit": 0 if look else canary.step_limit,
+                "probed": self.probed.get(since, {})}
+
+    def look(self, canary: dict) -> gate.Step:
+        """Both slots' figures since the canary began (`canary` as the deploy noted it in the lock)."""
+        params = self.gate_params(canary["candidate"], canary["live"], canary["since"], look=True)
+        return gate.Step.from_json(_verdict(self.runner.run(Script(gate_watch.command(params))).stdout))
+
+    def paused(self, slot: Slot, live: str, since: float) -> tuple[dict | None, gate.Step]:
+        """While a deploy is paused: what `fab canary` sent (then removed), and the gate's look: one round trip."""
+        control = shlex.quote(self.layout.canary_control)
+        params = self.gate_params(slot.port, self.port(live), since, look=True)
+        out = self.runner.run_all([Script(f"if [ -e {control} ]; then cat {control}; rm -f {control}; fi"),
+                                   Script(gate_watch.command(params))]).stdout
+        sent = next((json.loads(line) for line in out.splitlines() if line.startswith('{"command"')), None)
+        return sent, gate.Step.from_json(_verdict(out))
+
+    def send(self, command: str) -> None:
+        """`fab canary promote|resume|abort`: leave the command for the paused deploy."""
+        body = json.dumps({"command": command, "who": lock.who()}, sort_keys=True)
+        self.runner.run(Script(f"printf '%s\\n' {shlex.quote(body)} > {shlex.quote(self.layout.canary_control)}"))
 
     def stop(self, slot: str) -> None:
         self.runner.run_all(self.runtime.stop(slot))

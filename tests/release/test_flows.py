@@ -83,6 +83,7 @@ class FakeHost:
     failed_at: int | None = None
     notes: list = field(default_factory=list)  # what the task noted in its lock
     verdicts: list = field(default_factory=list)  # the gate's action per canary step; then advance
+    controls: list = field(default_factory=list)  # per look while paused: None (nothing yet) or a command
 
     def run(self, text: str, **_):
         self.commands.append(text)
@@ -91,9 +92,13 @@ class FakeHost:
             return Outcome(stderr=f"boom at {self.fail_on}", return_code=1)
         if HEREDOC in text:  # the state read
             return Outcome(self.state)
+        control = ""
+        if "canary-control" in text and self.controls:  # a paused deploy's look: what `fab canary` sent
+            sent = self.controls.pop(0)
+            control = json.dumps({"command": sent, "who": "bob@desk"}) + "\n" if sent else ""
         if "SHIPSHAPE_GATE" in text:  # the canary's watcher (shipshape/gate_watch.py): advance, or as told
             action = self.verdicts.pop(0) if self.verdicts else "advance"
-            return Outcome(json.dumps({"action": action, "reason": f"{action}: as told", "elapsed": 0.5,
+            return Outcome(control + json.dumps({"action": action, "reason": f"{action}: as told", "elapsed": 0.5,
                                        "probes": 2, "candidate": {"requests": 60, "errors": 0, "slow": 0},
                                        "live": {"requests": 540, "errors": 0, "slow": 0},
                                        "timeline": [[0.25 * i, 6 * i, 0, 0, 54 * i, 0, 0] for i in range(40)]}) + "\n")
@@ -203,9 +208,10 @@ def test_a_deploy_that_succeeds_runs_every_step_once_in_order(artifact):
     found = [next(i for i, text in enumerate(host.commands) if mark in text) for mark in order]
     assert found == sorted(found)
     assert not any(HEREDOC in text for text in host.commands)  # the state came with the lock: one round trip
-    assert [note["step"] for note in host.notes] == ["upload", "prepare", "backup", "migrate", "start", "canary",
-                                                     "promote"]
-    assert {(note["slot"], note["release"]) for note in host.notes} == {("b", release)}
+    steps = [note for note in host.notes if "step" in note]
+    assert [note["step"] for note in steps] == ["upload", "prepare", "backup", "migrate", "start", "canary", "promote"]
+    assert {(note["slot"], note["release"]) for note in steps} == {("b", release)}
+    assert [note["canary"]["percent"] for note in host.notes if "canary" in note] == [10, 50, 100]
     assert history_lines(host)[-1]["outcome"] == "success" and history_lines(host)[-1]["release"] == release
     promote = next(text for text in host.commands if "slots.json.tmp" in text)
     assert f'"release": "{release}"' in promote and '"live": "b"' in promote
@@ -389,3 +395,37 @@ def test_rollback_and_restart_save_in_the_round_trip_that_changes_the_list():
     retire = next(text for text in host.commands if "pm2 stop sample-a" in text)
     assert retire.index("pm2 stop sample-a") < retire.index(SAVE)  # the stopped slot stays stopped at boot
     assert all(SAVE not in text for text in host.commands if "pm2 start" in text)  # not before the switch
+
+
+# -- a person in the loop: --pause-at, then `fab canary promote|resume|abort` ----------------------------
+@pytest.mark.parametrize("command, pause_at, weights, outcome", [
+    ("resume", 50, ["weight=10 ", "weight=50 ", "weight=100 max_fails=0;  # slot b"], "success"),
+    ("promote", 10, ["weight=10 ", "weight=100 max_fails=0;  # slot b"], "success"),
+    ("abort", 10, ["weight=10 "], "rolled_back"),
+])
+def test_a_paused_deploy_waits_for_a_person_then_does_what_they_sent(command, pause_at, weights, outcome, artifact,
+                                                                     monkeypatch):
+    monkeypatch.setattr("shipshape.release.PAUSE_POLL_S", 0)
+    host = FakeHost(state_output(SERVING_A, [proc("a", "r0"), proc("b", "r1")]), controls=[None, None, command])
+    if command == "abort":
+        with pytest.raises(DeployFailed) as failed:
+            deploy(target(host), artifact, pause_at=pause_at)
+        assert failed.value.reason == f"aborted at {pause_at}% by bob@desk"
+    else:
+        deploy(target(host), artifact, pause_at=pause_at)
+    routed = [mark for mark in ("weight=10 ", "weight=50 ", "weight=100 max_fails=0;  # slot b")
+              if any(mark in text for text in host.commands)]
+    assert routed == weights
+    assert sum("canary-control" in text for text in host.commands) == 3  # it looked until the command came
+    assert [n.get("paused") for n in host.notes if "paused" in n] == [pause_at, None]
+    assert history_lines(host)[-1]["outcome"] == outcome
+
+
+def test_a_paused_deploy_still_rolls_back_a_candidate_the_gate_finds_worse(artifact, monkeypatch):
+    monkeypatch.setattr("shipshape.release.PAUSE_POLL_S", 0)
+    host = FakeHost(state_output(SERVING_A, [proc("a", "r0"), proc("b", "r1")]), controls=[None, None],
+                    verdicts=["advance", "undecided", "rollback"])
+    with pytest.raises(DeployFailed) as failed:
+        deploy(target(host), artifact, pause_at=10)
+    assert failed.value.reason == "while paused at 10%: rollback: as told"
+    assert history_lines(host)[-1]["outcome"] == "rolled_back"
