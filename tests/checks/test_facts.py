@@ -177,7 +177,8 @@ def test_the_deploy_reads_only_its_sections(probe_stack):
                                                         "abc")).stdout
     raw = json.loads(stdout)
     assert set(raw) == {"now", "slots", "slots_error", "releases", "disk_free_ratio", "disk_available_kb",
-                        "nginx_test", "commands", "lock", "database", "artifact", "accounts", "errors", "mask"}
+                        "nginx_test", "commands", "lock", "lock_held", "database", "artifact", "accounts", "errors",
+                        "mask"}
     assert set(raw["database"]) == {"revision"} and raw["artifact"] is False and raw["errors"] == {}
 
 
