@@ -26,21 +26,18 @@ import shlex
 
 from shipshape.layout import Layout
 from shipshape.remote import Command, Script
-
-
-def _plain(value) -> str:
-    return value.reveal() if hasattr(value, "reveal") else str(value)
+from shipshape.secrets import plain
 
 
 def fingerprint(host_secrets, database: str | None, command: str, accounts) -> str | None:
     """HMAC-SHA256 (hex) over the database identity, `command` and each (username, role, password),
     keyed with the host's secrets; None when there is no key or no database identity (always create)."""
-    key_material = sorted(_plain(value) for value in host_secrets)
+    key_material = sorted(plain(value) for value in host_secrets)
     if not key_material or not database:
         return None
     key = hashlib.sha256("\0".join(key_material).encode()).digest()
     message = json.dumps({"database": database, "command": command,
-                          "accounts": sorted([user, role, _plain(password)] for user, role, password in accounts)})
+                          "accounts": sorted([user, role, plain(password)] for user, role, password in accounts)})
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
 

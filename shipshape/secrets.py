@@ -99,10 +99,15 @@ def read_secrets_file(path: Path) -> dict[str, str]:
     return values
 
 
+def plain(value) -> str:
+    """The text of a value that may be Sensitive: for what must carry the real value (an env file, a hash)."""
+    return value.reveal() if isinstance(value, Sensitive) else str(value)
+
+
 def mask(text: str, secrets) -> str:
     """Replace every revealed secret value in `text` by ***."""
     for secret in secrets:
-        value = secret.reveal() if isinstance(secret, Sensitive) else str(secret)
+        value = plain(secret)
         if value:
             text = text.replace(value, MASK)
     return text

@@ -20,6 +20,7 @@ from shipshape.layout import Layout, other
 from shipshape.progress import info
 from shipshape.remote import RemoteError, Runner, Script
 from shipshape.runtimes import Release, Slot
+from shipshape.secrets import plain
 from shipshape.targets.common import DeployFailed, pending_migrations
 
 MIN_FREE_KB = 512 * 1024
@@ -147,8 +148,7 @@ class VpsTarget:
 
     def prepare(self, release: Release, artifact: Artifact) -> str:
         """Unpack, then the runtime's preparation (dependencies, shared dirs, env file): one round trip."""
-        env = "".join(f"{name}={value.reveal() if hasattr(value, 'reveal') else value}\n"
-                      for name, value in self.env.items())
+        env = "".join(f"{name}={plain(value)}\n" for name, value in self.env.items())
         static = self.stack.app.static
         copy = rc.static_copy_commands(self.layout, self.runtime, release, static.dir) if static else []
         out = self.runner.run_all([rc.unpack_command(self.layout, artifact.id, release.id),
