@@ -26,7 +26,6 @@ try:  # on the host this file runs after gate.py's source, with no shipshape pac
 except ImportError:
     pass
 
-PYTHON = "/usr/bin/python3 -I -S"  # the system python, stdlib only (as shipshape/facts.py runs its probe)
 HEREDOC = "SHIPSHAPE_GATE"
 PROBE_TIMEOUT = 2.0
 BACKTRACK = 60.0  # lines from two nginx workers land slightly out of order: read back this far before `since`
@@ -153,9 +152,13 @@ def watch(params, clock=time.time, sleep=time.sleep):
 
 def command(params):
     """The shell command that runs the watcher on a host: gate.py's source, then this file's, as stdin."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    sources = [open(os.path.join(here, name), encoding="utf-8").read() for name in ("gate.py", "gate_watch.py")]
-    return f"{PYTHON} - {shlex.quote(json.dumps(params))} <<'{HEREDOC}'\n" + "\n".join(sources) + f"\n{HEREDOC}"
+    from pathlib import Path
+
+    from shipshape.facts import ISOLATED, PYTHON  # the system python, stdlib only, as the host probe runs
+
+    sources = [Path(__file__).with_name(name).read_text(encoding="utf-8") for name in ("gate.py", "gate_watch.py")]
+    return (f"{PYTHON} {ISOLATED} - {shlex.quote(json.dumps(params))} <<'{HEREDOC}'\n" + "\n".join(sources)
+            + f"\n{HEREDOC}")
 
 
 if __name__ == "__main__":

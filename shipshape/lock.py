@@ -25,7 +25,9 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from shipshape.facts import ISOLATED, PYTHON
 from shipshape.layout import Layout
 from shipshape.remote import Command, RemoteError, Script, render
 
@@ -141,11 +143,10 @@ def parse(stdout: str, held: bool | None = None) -> LockInfo | None:
 
 def holder_command(layout: Layout, owner: dict, state: Command | None = None) -> Command:
     """The holder (shipshape/lock_holder.py) for `owner`, printing the host's `state` once it holds the lock."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    source = open(os.path.join(here, "lock_holder.py"), encoding="utf-8").read()
+    source = Path(__file__).with_name("lock_holder.py").read_text(encoding="utf-8")
     params = {"lock": layout.lock_file, "flock": layout.lock_file + ".flock", "owner": owner,
               "timeout": HOLDER_TIMEOUT_S, "state": render(state) if state is not None else None}
-    return ["/usr/bin/python3", "-I", "-S", "-c", source, json.dumps(params, sort_keys=True)]
+    return [PYTHON, *ISOLATED.split(), "-c", source, json.dumps(params, sort_keys=True)]
 
 
 @dataclass
