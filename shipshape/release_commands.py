@@ -1,4 +1,4 @@
-"""Host commands of a release, as data: unpack, static files, check accounts, readiness, canary bake, prune.
+"""Host commands of a release, as data: unpack, static files, check accounts, readiness, prune.
 
 Pure builders; the VPS target (shipshape/targets/vps.py) sends each group in one round trip.
 Process details (dependencies, environment) belong to the runtime (shipshape/runtimes/).
@@ -76,10 +76,6 @@ while True:
 def readiness_command(port: int, path: str, timeout: float) -> Command:
     """Poll http://127.0.0.1:PORT/PATH on the host until 200 or the deadline: one round trip, any wait."""
     return ["python3", "-c", READY_PROBE, f"http://127.0.0.1:{port}{path}", f"{timeout:g}"]
-
-
-def bake_command(seconds: float) -> Command:
-    return ["sleep", f"{seconds:g}"]
 
 
 def prune_plan(existing: list[str], keep: int, protected: set[str]) -> list[str]:
