@@ -291,7 +291,7 @@ def _reload_or_start(layout: Layout, conf: str, pid: str) -> str:
 
 @dataclass(frozen=True)
 class TrafficStats:
-    """What one slot served since a moment: the canary gate's input."""
+    """What one slot served since a moment (the canary gate reads the log itself: shipshape/gate_watch.py)."""
 
     requests: int
     errors: int
